@@ -1,0 +1,37 @@
+//! `cargo xtask bench vcon`: the cost of validating and indexing one document, which every
+//! ingested vCon pays once.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::path::PathBuf;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+fn shared() -> PathBuf {
+    std::env::var_os("VCON_TEST_DATA").map_or_else(
+        || {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../../shared/vcons"
+            ))
+        },
+        PathBuf::from,
+    )
+}
+
+fn bench(c: &mut Criterion) {
+    let fake = std::fs::read_dir(shared().join("fake"))
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .find(|b| (4_000..6_000).contains(&b.len()))
+        .unwrap();
+    let cat1 = std::fs::read(shared().join("reference-fixtures/valid/cat1_vcon.json")).unwrap();
+    let mut group = c.benchmark_group("parse");
+    for (name, doc) in [("fake_5kb", &fake), ("cat1_270kb", &cat1)] {
+        group.throughput(Throughput::Bytes(doc.len() as u64));
+        group.bench_function(name, |b| b.iter(|| vcon::parse(doc).unwrap()));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

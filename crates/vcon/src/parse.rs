@@ -1,0 +1,469 @@
+//! [`parse`]: one pass over the bytes, reading only the fields that are checked or extracted.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::{rules, Problem, Timestamp, VconError};
+
+/// The fields of a valid vCon that backends index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedVcon {
+    /// The uuid, in canonical lowercase hyphenated form: safe in a path, a key or a query.
+    pub uuid: String,
+    /// The `vcon` spec version string, when present.
+    pub version: Option<String>,
+    /// `created_at`, when present (a document without one is dated by the host).
+    pub created_at: Option<Timestamp>,
+    /// `updated_at`, when present.
+    pub updated_at: Option<Timestamp>,
+    /// The subject, when present and not null.
+    pub subject: Option<String>,
+    /// Each party's identifiers, for search indexes.
+    pub parties: Vec<PartyIds>,
+}
+
+/// A party's identifiers, as search indexes use them (exact strings, as the Python server).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartyIds {
+    /// `tel`.
+    pub tel: Option<String>,
+    /// `mailto`.
+    pub mailto: Option<String>,
+    /// `name`.
+    pub name: Option<String>,
+}
+
+/// A field that was present (possibly `null`), kept as raw JSON; absent fields stay `None`.
+/// (`Option<&RawValue>` alone would read `null` as absent, and `parties: null` must be refused.)
+#[derive(Debug, Default)]
+struct Field<'a>(Option<&'a RawValue>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'a RawValue>::deserialize(d).map(|raw| Field(Some(raw)))
+    }
+}
+
+/// The top level, reading only what is checked; serde skips every other key without
+/// building anything.
+#[derive(Deserialize)]
+struct Top<'a> {
+    #[serde(borrow, default)]
+    uuid: Field<'a>,
+    #[serde(borrow, default)]
+    vcon: Field<'a>,
+    #[serde(borrow, default)]
+    created_at: Field<'a>,
+    #[serde(borrow, default)]
+    updated_at: Field<'a>,
+    #[serde(borrow, default)]
+    subject: Field<'a>,
+    #[serde(borrow, default)]
+    parties: Field<'a>,
+    #[serde(borrow, default)]
+    dialog: Field<'a>,
+    #[serde(borrow, default)]
+    analysis: Field<'a>,
+    #[serde(borrow, default)]
+    attachments: Field<'a>,
+    #[serde(borrow, default)]
+    group: Field<'a>,
+}
+
+#[derive(Deserialize)]
+struct Party<'a> {
+    #[serde(borrow, default)]
+    tel: Field<'a>,
+    #[serde(borrow, default)]
+    mailto: Field<'a>,
+    #[serde(borrow, default)]
+    name: Field<'a>,
+}
+
+#[derive(Deserialize)]
+struct Dialog<'a> {
+    #[serde(borrow, default)]
+    duration: Field<'a>,
+    #[serde(borrow, default)]
+    url: Field<'a>,
+    #[serde(borrow, default)]
+    mimetype: Field<'a>,
+    #[serde(borrow, default)]
+    mediatype: Field<'a>,
+    #[serde(borrow, default)]
+    alg: Field<'a>,
+    #[serde(borrow, default)]
+    parties: Field<'a>,
+}
+
+/// A JSON value's kind, for messages ("found string \"long\"").
+fn describe(raw: &RawValue) -> String {
+    let text = raw.get();
+    let kind = match text.as_bytes().first() {
+        Some(b'"') => "string",
+        Some(b'{') => "an object",
+        Some(b'[') => "a list",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => return "null".to_owned(),
+        _ => "number",
+    };
+    let shown: String = text.chars().take(40).collect();
+    let ellipsis = if text.chars().count() > 40 { "…" } else { "" };
+    format!("{kind} {shown}{ellipsis}")
+}
+
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// A string field; `null` is `None`; anything else is a problem.
+    fn string<'a>(&mut self, path: &str, field: &Field<'a>) -> Option<Cow<'a, str>> {
+        let raw = field.0?;
+        if raw.get() == "null" {
+            return None;
+        }
+        match serde_json::from_str::<Cow<'a, str>>(raw.get()) {
+            Ok(text) => Some(text),
+            Err(_) => {
+                self.problem(path, format!("must be a string, found {}", describe(raw)));
+                None
+            }
+        }
+    }
+
+    /// A list field whose elements are parsed as `T`; `null` or another type is a problem.
+    fn list<'a, T: Deserialize<'a>>(&mut self, path: &str, field: &Field<'a>) -> Vec<(usize, T)> {
+        let Some(raw) = field.0 else {
+            return Vec::new();
+        };
+        let items: Vec<&'a RawValue> = match serde_json::from_str(raw.get()) {
+            Ok(items) => items,
+            Err(_) => {
+                self.problem(path, format!("must be a list, found {}", describe(raw)));
+                return Vec::new();
+            }
+        };
+        let mut parsed = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            match serde_json::from_str::<T>(item.get()) {
+                Ok(value) => parsed.push((i, value)),
+                Err(_) => self.problem(
+                    format!("{path}[{i}]"),
+                    format!("must be an object, found {}", describe(item)),
+                ),
+            }
+        }
+        parsed
+    }
+
+    fn timestamp(&mut self, path: &str, field: &Field<'_>) -> Option<Timestamp> {
+        let raw = field.0?;
+        let text = raw.get();
+        if text == "null" {
+            return None;
+        }
+        if let Ok(number) = serde_json::from_str::<f64>(text) {
+            let t = Timestamp::from_epoch_seconds(number);
+            if t.is_none() {
+                self.problem(path, format!("is not a usable epoch time: {text}"));
+            }
+            return t;
+        }
+        match serde_json::from_str::<Cow<'_, str>>(text) {
+            Ok(s) => {
+                let t = Timestamp::parse_str(&s);
+                if t.is_none() {
+                    let found = if s.is_empty() {
+                        "an empty string".to_owned()
+                    } else {
+                        format!("\"{}\"", s.chars().take(40).collect::<String>())
+                    };
+                    self.problem(
+                        path,
+                        format!("must be an ISO 8601 date-time such as 2024-03-01T12:00:00Z, found {found}"),
+                    );
+                }
+                t
+            }
+            Err(_) => {
+                self.problem(
+                    path,
+                    format!(
+                        "must be a date-time string or epoch number, found {}",
+                        describe(raw)
+                    ),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Validates a vCon and extracts its index fields, or answers every problem found.
+///
+/// Never panics, whatever the input: arbitrary bytes and deeply nested JSON are refused by the
+/// JSON reader (its nesting limit is 128) before any rule runs.
+pub fn parse(bytes: &[u8]) -> Result<ParsedVcon, VconError> {
+    let text = std::str::from_utf8(bytes).map_err(|err| {
+        let prefix = &bytes[..err.valid_up_to()];
+        VconError::NotJson {
+            line: prefix.iter().filter(|b| **b == b'\n').count() + 1,
+            column: prefix.iter().rev().take_while(|b| **b != b'\n').count() + 1,
+            reason: "the document is not UTF-8".to_owned(),
+        }
+    })?;
+    // serde's derived struct would also accept a JSON list, field by position.
+    let first = text.trim_start().as_bytes().first().copied();
+    if first.is_some_and(|b| b != b'{') {
+        if let Err(err) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            return Err(classify(text, &err));
+        }
+        return Err(VconError::NotAnObject {
+            found: kind_of_first(first).to_owned(),
+        });
+    }
+    let top: Top<'_> = match serde_json::from_str(text) {
+        Ok(top) => top,
+        Err(err) => return Err(classify(text, &err)),
+    };
+    let mut c = Checker {
+        problems: Vec::new(),
+    };
+
+    let uuid = match top.uuid.0 {
+        None => {
+            c.problem("uuid", "is required: every vCon needs a uuid");
+            None
+        }
+        Some(_) => c
+            .string("uuid", &top.uuid)
+            .and_then(|text| canonical_uuid(&mut c, &text)),
+    };
+    if top.uuid.0.is_some_and(|raw| raw.get() == "null") {
+        c.problem("uuid", "is required, found null");
+    }
+    let version = c.string("vcon", &top.vcon).map(Cow::into_owned);
+    let created_at = c.timestamp("created_at", &top.created_at);
+    let updated_at = c.timestamp("updated_at", &top.updated_at);
+    let subject = c.string("subject", &top.subject).map(Cow::into_owned);
+
+    let parties: Vec<(usize, Party<'_>)> = c.list("parties", &top.parties);
+    let party_count = top.parties.0.map(|_| parties.len());
+    let mut ids = Vec::with_capacity(parties.len());
+    for (i, party) in &parties {
+        // An empty tel means "no tel" (producers write "" for unknown numbers; the fake set
+        // does).
+        let tel = c
+            .string(&format!("parties[{i}].tel"), &party.tel)
+            .filter(|t| !t.is_empty());
+        if let Some(tel) = &tel {
+            if !rules::is_tel(tel) {
+                c.problem(
+                    format!("parties[{i}].tel"),
+                    format!("\"{tel}\" is not a telephone number (digits, optionally with + ( ) - . x #)"),
+                );
+            }
+        }
+        ids.push(PartyIds {
+            tel: tel.map(Cow::into_owned),
+            mailto: c
+                .string(&format!("parties[{i}].mailto"), &party.mailto)
+                .map(Cow::into_owned),
+            name: c
+                .string(&format!("parties[{i}].name"), &party.name)
+                .map(Cow::into_owned),
+        });
+    }
+
+    let dialogs: Vec<(usize, Dialog<'_>)> = c.list("dialog", &top.dialog);
+    for (i, dialog) in &dialogs {
+        check_dialog(&mut c, *i, dialog, party_count);
+    }
+    for (name, field) in [
+        ("analysis", &top.analysis),
+        ("attachments", &top.attachments),
+        ("group", &top.group),
+    ] {
+        if let Some(raw) = field.0 {
+            if !raw.get().starts_with('[') {
+                c.problem(name, format!("must be a list, found {}", describe(raw)));
+            }
+        }
+    }
+
+    match uuid {
+        Some(uuid) if c.problems.is_empty() => Ok(ParsedVcon {
+            uuid,
+            version,
+            created_at,
+            updated_at,
+            subject,
+            parties: ids,
+        }),
+        _ => Err(VconError::Invalid {
+            problems: c.problems,
+        }),
+    }
+}
+
+fn canonical_uuid(c: &mut Checker, text: &str) -> Option<String> {
+    let hyphenated = text.len() == 36
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
+    if hyphenated {
+        if let Ok(parsed) = uuid::Uuid::try_parse(text) {
+            return Some(parsed.hyphenated().to_string());
+        }
+    }
+    let shown: String = text.chars().take(60).collect();
+    c.problem(
+        "uuid",
+        if text.is_empty() {
+            "must be a UUID such as 018f2b9c-6a4e-7c1d-9f00-0123456789ab, found an empty string"
+                .to_owned()
+        } else {
+            format!("must be a UUID in hyphenated form such as 018f2b9c-6a4e-7c1d-9f00-0123456789ab, found \"{shown}\"")
+        },
+    );
+    None
+}
+
+fn check_dialog(c: &mut Checker, i: usize, dialog: &Dialog<'_>, party_count: Option<usize>) {
+    let at = |field: &str| format!("dialog[{i}].{field}");
+    if let Some(raw) = dialog.duration.0.filter(|r| r.get() != "null") {
+        match serde_json::from_str::<f64>(raw.get()) {
+            Ok(d) if d >= 0.0 => {}
+            Ok(d) => c.problem(at("duration"), format!("must be a number >= 0, found {d}")),
+            Err(_) => c.problem(
+                at("duration"),
+                format!("must be a number >= 0, found {}", describe(raw)),
+            ),
+        }
+    }
+    if let Some(url) = c.string(&at("url"), &dialog.url) {
+        if !rules::is_url(&url) {
+            c.problem(
+                at("url"),
+                format!("\"{url}\" is not a URL: it must start with a scheme such as https://"),
+            );
+        }
+    }
+    for (name, field) in [
+        ("mimetype", &dialog.mimetype),
+        ("mediatype", &dialog.mediatype),
+    ] {
+        if let Some(mediatype) = c.string(&at(name), field) {
+            if !rules::is_mediatype(&mediatype) {
+                c.problem(
+                    at(name),
+                    format!("\"{mediatype}\" is not a media type of the form type/subtype"),
+                );
+            }
+        }
+    }
+    if let Some(alg) = c.string(&at("alg"), &dialog.alg) {
+        if !rules::ALGORITHMS.contains(&alg.as_ref()) {
+            c.problem(
+                at("alg"),
+                format!("\"{alg}\" is not one of {}", rules::ALGORITHMS.join(", ")),
+            );
+        }
+    }
+    if let Some(raw) = dialog.parties.0.filter(|r| r.get() != "null") {
+        check_party_refs(c, &at("parties"), raw, party_count);
+    }
+}
+
+/// A dialog's `parties`: an index, or a list of indices or of lists of indices.
+fn check_party_refs(c: &mut Checker, path: &str, raw: &RawValue, party_count: Option<usize>) {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Slot {
+        One(i64),
+        Many(Vec<i64>),
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Refs {
+        One(i64),
+        Slots(Vec<Slot>),
+    }
+    let indices: Vec<i64> = match serde_json::from_str::<Refs>(raw.get()) {
+        Ok(Refs::One(i)) => vec![i],
+        Ok(Refs::Slots(slots)) => slots
+            .into_iter()
+            .flat_map(|s| match s {
+                Slot::One(i) => vec![i],
+                Slot::Many(v) => v,
+            })
+            .collect(),
+        Err(_) => {
+            c.problem(
+                path,
+                format!(
+                    "must be party indices (numbers or lists of numbers), found {}",
+                    describe(raw)
+                ),
+            );
+            return;
+        }
+    };
+    let Some(count) = party_count else { return };
+    let bad: Vec<String> = indices
+        .iter()
+        .filter(|i| **i < 0 || **i as u64 >= count as u64)
+        .map(ToString::to_string)
+        .collect();
+    if !bad.is_empty() {
+        c.problem(
+            path,
+            format!(
+                "refers to part{} {} but the vCon has {count} part{} (indices 0..{})",
+                if bad.len() == 1 { "y" } else { "ies" },
+                bad.join(", "),
+                if count == 1 { "y" } else { "ies" },
+                count.saturating_sub(1)
+            ),
+        );
+    }
+}
+
+/// Tells malformed JSON from JSON that is not an object, and duplicate checked keys.
+fn kind_of_first(first: Option<u8>) -> &'static str {
+    match first {
+        Some(b'[') => "a list",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+fn classify(text: &str, err: &serde_json::Error) -> VconError {
+    if err.is_data() && text.trim_start().starts_with('{') {
+        // A data error inside an object: a key given twice.
+        return VconError::Invalid {
+            problems: vec![Problem {
+                path: "(document)".to_owned(),
+                message: err.to_string(),
+            }],
+        };
+    }
+    VconError::NotJson {
+        line: err.line(),
+        column: err.column(),
+        reason: err.to_string(),
+    }
+}

@@ -1,0 +1,429 @@
+//! The embedded broker: one SQLite file in WAL mode.
+//!
+//! WAL lets `vcon-host ingest` (another process) write while `vcon-host run` works, and makes a
+//! commit a sequential append, so each batch costs one fsync-free write at `synchronous=NORMAL`
+//! (durable across a process crash; a power loss may drop the last commits, as with Redis'
+//! default persistence). One connection behind a mutex: SQLite serialises writers anyway, and
+//! every operation here is a handful of indexed statements.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{Broker, BrokerError, Claim, ClaimedItem, Finish, HotVcon, ListEntry};
+
+/// The schema, applied idempotently on open.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS vcons (
+    uuid TEXT PRIMARY KEY,
+    json BLOB NOT NULL,
+    created_at_us INTEGER NOT NULL,
+    created_at_offset_s INTEGER NOT NULL,
+    updated_at_us INTEGER NOT NULL,
+    subject TEXT,
+    expires_at_us INTEGER
+);
+CREATE INDEX IF NOT EXISTS vcons_expiry ON vcons(expires_at_us) WHERE expires_at_us IS NOT NULL;
+CREATE TABLE IF NOT EXISTS list_items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    list TEXT NOT NULL,
+    uuid TEXT NOT NULL,
+    owner TEXT,
+    note TEXT,
+    added_at_us INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS list_items_queue ON list_items(list, owner, id);
+CREATE INDEX IF NOT EXISTS list_items_owner ON list_items(owner) WHERE owner IS NOT NULL;
+";
+
+/// The embedded SQLite broker.
+#[derive(Debug)]
+pub struct SqliteBroker {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+    /// Held by `vcon-host run` so two hosts never recover each other's claims.
+    _run_lock: Option<std::fs::File>,
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+fn expiry(ttl: Option<Duration>) -> Option<i64> {
+    ttl.map(|ttl| now_us().saturating_add(i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX)))
+}
+
+impl SqliteBroker {
+    /// Opens (creating if needed) the broker at `path` for a client: `ingest`, `get`, the API.
+    pub fn open(path: &Path) -> Result<Self, BrokerError> {
+        Self::open_with_lock(path, false)
+    }
+
+    /// Opens the broker for `vcon-host run`, taking its exclusive run lock: a second host on
+    /// the same file would recover (steal) the first one's in-flight claims.
+    pub fn open_for_run(path: &Path) -> Result<Self, BrokerError> {
+        Self::open_with_lock(path, true)
+    }
+
+    fn open_with_lock(path: &Path, run: bool) -> Result<Self, BrokerError> {
+        let io = |source| BrokerError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let run_lock = if run {
+            let lock_path = path.with_extension("run.lock");
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .map_err(io)?;
+            match file.try_lock() {
+                Ok(()) => Some(file),
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(BrokerError::InUse {
+                        path: path.display().to_string(),
+                        lock: lock_path.display().to_string(),
+                    })
+                }
+                Err(std::fs::TryLockError::Error(err)) => return Err(io(err)),
+            }
+        } else {
+            None
+        };
+        let sql = |source| BrokerError::Sqlite {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(sql)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql)?;
+        conn.execute_batch(SCHEMA).map_err(sql)?;
+        Ok(Self {
+            path: path.to_owned(),
+            conn: Mutex::new(conn),
+            _run_lock: run_lock,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a transaction half-applied (rusqlite rolls
+        // back on drop), so the connection is safe to reuse.
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn err(&self, source: rusqlite::Error) -> BrokerError {
+        BrokerError::Sqlite {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    /// Runs `body` in an IMMEDIATE transaction (takes the write lock up front, so two writers
+    /// never deadlock upgrading a read lock).
+    fn write<T>(
+        &self,
+        body: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, BrokerError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        let value = body(&tx).map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(value)
+    }
+}
+
+fn push_items(
+    tx: &rusqlite::Transaction<'_>,
+    items: impl IntoIterator<Item = (impl AsRef<str>, impl AsRef<str>, Option<String>)>,
+) -> rusqlite::Result<()> {
+    let now = now_us();
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO list_items (list, uuid, note, added_at_us) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (list, uuid, note) in items {
+        insert.execute(params![list.as_ref(), uuid.as_ref(), note, now])?;
+    }
+    Ok(())
+}
+
+fn row_to_vcon(row: &rusqlite::Row<'_>) -> rusqlite::Result<HotVcon> {
+    Ok(HotVcon {
+        uuid: row.get(0)?,
+        json: Arc::from(row.get::<_, Vec<u8>>(1)?),
+        created_at_us: row.get(2)?,
+        created_at_offset_s: row.get(3)?,
+        updated_at_us: row.get(4)?,
+        subject: row.get(5)?,
+    })
+}
+
+impl Broker for SqliteBroker {
+    fn ingest(
+        &self,
+        vcons: &[HotVcon],
+        lists: &[String],
+        ttl: Option<Duration>,
+    ) -> Result<(), BrokerError> {
+        let expires = expiry(ttl);
+        self.write(|tx| {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO vcons (uuid, json, created_at_us, created_at_offset_s, updated_at_us, subject, expires_at_us)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(uuid) DO UPDATE SET json = excluded.json,
+                    created_at_us = excluded.created_at_us, created_at_offset_s = excluded.created_at_offset_s,
+                    updated_at_us = excluded.updated_at_us, subject = excluded.subject,
+                    expires_at_us = excluded.expires_at_us",
+            )?;
+            for v in vcons {
+                upsert.execute(params![
+                    v.uuid,
+                    &*v.json,
+                    v.created_at_us,
+                    v.created_at_offset_s,
+                    v.updated_at_us,
+                    v.subject,
+                    expires
+                ])?;
+            }
+            push_items(
+                tx,
+                lists
+                    .iter()
+                    .flat_map(|list| vcons.iter().map(move |v| (list, &v.uuid, None))),
+            )
+        })
+    }
+
+    fn put_vcon(&self, v: &HotVcon) -> Result<(), BrokerError> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO vcons (uuid, json, created_at_us, created_at_offset_s, updated_at_us, subject)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(uuid) DO UPDATE SET json = excluded.json,
+                    created_at_us = excluded.created_at_us, created_at_offset_s = excluded.created_at_offset_s,
+                    updated_at_us = excluded.updated_at_us, subject = excluded.subject",
+            )?
+            .execute(params![
+                v.uuid,
+                &*v.json,
+                v.created_at_us,
+                v.created_at_offset_s,
+                v.updated_at_us,
+                v.subject
+            ])
+            .map(drop)
+        })
+    }
+
+    fn get_vcons(&self, uuids: &[&str]) -> Result<Vec<Option<HotVcon>>, BrokerError> {
+        let conn = self.conn();
+        let now = now_us();
+        let mut select = conn
+            .prepare_cached(
+                "SELECT uuid, json, created_at_us, created_at_offset_s, updated_at_us, subject
+                 FROM vcons WHERE uuid = ?1 AND (expires_at_us IS NULL OR expires_at_us > ?2)",
+            )
+            .map_err(|e| self.err(e))?;
+        uuids
+            .iter()
+            .map(|uuid| {
+                select
+                    .query_row(params![uuid, now], row_to_vcon)
+                    .optional()
+                    .map_err(|e| self.err(e))
+            })
+            .collect()
+    }
+
+    fn delete_vcon(&self, uuid: &str) -> Result<bool, BrokerError> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM vcons WHERE uuid = ?1", [uuid])
+                .map(|n| n > 0)
+        })
+    }
+
+    fn expire_vcon(&self, uuid: &str, ttl: Option<Duration>) -> Result<bool, BrokerError> {
+        let expires = expiry(ttl);
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE vcons SET expires_at_us = ?2 WHERE uuid = ?1",
+                params![uuid, expires],
+            )
+            .map(|n| n > 0)
+        })
+    }
+
+    fn push(&self, list: &str, uuids: &[&str]) -> Result<(), BrokerError> {
+        self.write(|tx| push_items(tx, uuids.iter().map(|u| (list, *u, None))))
+    }
+
+    fn claim(
+        &self,
+        lists: &[String],
+        owner: &str,
+        max: usize,
+    ) -> Result<Option<Claim>, BrokerError> {
+        let max = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
+        self.write(|tx| {
+            let mut claim = tx.prepare_cached(
+                "UPDATE list_items SET owner = ?1
+                 WHERE id IN (SELECT id FROM list_items WHERE list = ?2 AND owner IS NULL
+                              ORDER BY id LIMIT ?3)
+                 RETURNING id, uuid",
+            )?;
+            for list in lists {
+                let mut items: Vec<ClaimedItem> = claim
+                    .query_map(params![owner, list, max], |row| {
+                        Ok(ClaimedItem {
+                            id: row.get(0)?,
+                            uuid: row.get(1)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                if !items.is_empty() {
+                    // RETURNING gives no order guarantee; process oldest first.
+                    items.sort_by_key(|item| item.id);
+                    return Ok(Some(Claim {
+                        list: list.clone(),
+                        items,
+                    }));
+                }
+            }
+            Ok(None)
+        })
+    }
+
+    fn finish(&self, item_ids: &[i64], finish: &Finish) -> Result<(), BrokerError> {
+        self.write(|tx| {
+            let mut delete = tx.prepare_cached("DELETE FROM list_items WHERE id = ?1")?;
+            for id in item_ids {
+                delete.execute([id])?;
+            }
+            push_items(
+                tx,
+                finish
+                    .pushes
+                    .iter()
+                    .map(|(list, uuid)| (list, uuid, None))
+                    .chain(
+                        finish
+                            .dead_letters
+                            .iter()
+                            .map(|d| (&d.list, &d.uuid, Some(d.note.clone()))),
+                    ),
+            )
+        })
+    }
+
+    fn requeue_unfinished(&self) -> Result<u64, BrokerError> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE list_items SET owner = NULL WHERE owner IS NOT NULL",
+                [],
+            )
+            .map(|n| n as u64)
+        })
+    }
+
+    fn pop_back(&self, list: &str, count: usize) -> Result<Vec<String>, BrokerError> {
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        self.write(|tx| {
+            let mut pop = tx.prepare_cached(
+                "DELETE FROM list_items WHERE id IN (SELECT id FROM list_items
+                   WHERE list = ?1 AND owner IS NULL ORDER BY id DESC LIMIT ?2)
+                 RETURNING id, uuid",
+            )?;
+            let mut popped: Vec<(i64, String)> = pop
+                .query_map(params![list, count], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            popped.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
+            Ok(popped.into_iter().map(|(_, uuid)| uuid).collect())
+        })
+    }
+
+    fn len(&self, list: &str) -> Result<u64, BrokerError> {
+        self.conn()
+            .prepare_cached("SELECT count(*) FROM list_items WHERE list = ?1")
+            .and_then(|mut s| s.query_row([list], |row| row.get::<_, i64>(0)))
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    fn entries(&self, list: &str, limit: usize) -> Result<Vec<ListEntry>, BrokerError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let conn = self.conn();
+        let mut select = conn
+            .prepare_cached(
+                "SELECT id, uuid, note, added_at_us FROM list_items WHERE list = ?1
+                 ORDER BY id LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = select
+            .query_map(params![list, limit], |row| {
+                Ok(ListEntry {
+                    id: row.get(0)?,
+                    uuid: row.get(1)?,
+                    note: row.get(2)?,
+                    added_at_us: row.get(3)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    fn remove_entry(&self, id: i64) -> Result<bool, BrokerError> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM list_items WHERE id = ?1", [id])
+                .map(|n| n > 0)
+        })
+    }
+
+    fn lists(&self) -> Result<Vec<(String, u64)>, BrokerError> {
+        let conn = self.conn();
+        let mut select = conn
+            .prepare_cached("SELECT list, count(*) FROM list_items GROUP BY list ORDER BY list")
+            .map_err(|e| self.err(e))?;
+        let rows = select
+            .query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    fn purge_expired(&self) -> Result<u64, BrokerError> {
+        let now = now_us();
+        self.write(|tx| {
+            tx.execute(
+                // A vCon still waiting in (or claimed from) a list other than a dead-letter
+                // list is kept past its time to live: the Python server loses a backlog that
+                // outlives VCON_REDIS_EXPIRY; here the time to live only counts once nothing
+                // waits on the vCon.
+                "DELETE FROM vcons WHERE expires_at_us IS NOT NULL AND expires_at_us <= ?1 \
+                 AND uuid NOT IN (SELECT uuid FROM list_items WHERE list NOT LIKE 'DLQ:%')",
+                [now],
+            )
+            .map(|n| n as u64)
+        })
+    }
+}

@@ -1,0 +1,137 @@
+//! `vcon-host run`: start the chain workers and keep them going until SIGINT/SIGTERM.
+//!
+//! SIGHUP reloads `config.yml`: a valid new config replaces the pipeline between batches; an
+//! invalid one is reported and the running one kept. The broker cannot change on reload.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::app;
+use crate::broker::Broker;
+use crate::pipeline::Pipeline;
+use crate::worker::{self, SharedPipeline};
+
+/// What `run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The config file.
+    pub config: PathBuf,
+    /// Extra plugin directories.
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Worker count overriding `host.workers`.
+    pub workers: Option<usize>,
+}
+
+fn build(config_path: &Path, plugin_dirs: &[PathBuf]) -> Result<Pipeline> {
+    let config = app::load_config(config_path)?;
+    let search = app::search_path(plugin_dirs, &config);
+    Pipeline::build(config, &search).map_err(|errors| anyhow!("{}", errors.join("\n")))
+}
+
+/// Runs until a stop signal, then lets every worker finish its batch.
+pub fn run(request: &RunRequest) -> Result<()> {
+    let pipeline = build(&request.config, &request.plugin_dirs)?;
+    let broker = app::open_broker_with(&pipeline.config, true)?;
+    let recovered = broker
+        .requeue_unfinished()
+        .context("recovering unfinished work")?;
+    if recovered > 0 {
+        tracing::warn!("put back {recovered} uuids a previous run had taken but not finished");
+    }
+    let workers = request
+        .workers
+        .or(Some(pipeline.config.host.workers).filter(|w| *w > 0))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+    let chains: Vec<&str> = pipeline.chains.iter().map(|c| c.name.as_str()).collect();
+    eprintln!(
+        "vcon-host: {workers} workers on chains [{}], ingress lists [{}], broker {}",
+        chains.join(", "),
+        pipeline.ingress_lists().join(", "),
+        pipeline.config.host.broker
+    );
+    let shared: SharedPipeline = Arc::new(RwLock::new(Arc::new(pipeline)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let handles = worker::spawn_workers(
+        workers,
+        Arc::clone(&broker),
+        Arc::clone(&shared),
+        Arc::clone(&stop),
+    )
+    .context("starting workers")?;
+    let janitor = spawn_janitor(Arc::clone(&broker), Arc::clone(&stop))?;
+
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing signal handlers")?;
+    for signal in signals.forever() {
+        match signal {
+            SIGHUP => reload(request, &shared),
+            _ => {
+                eprintln!("vcon-host: stopping: finishing the batches in hand");
+                break;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for handle in handles {
+        let _ = handle.join();
+    }
+    let _ = janitor.join();
+    for storage in shared
+        .read()
+        .map_err(|_| anyhow!("pipeline lock poisoned"))?
+        .storages
+        .iter()
+    {
+        if let Err(err) = storage.instance().close() {
+            tracing::warn!(storage = storage.name(), "closing: {err}");
+        }
+    }
+    eprintln!("vcon-host: stopped");
+    Ok(())
+}
+
+fn reload(request: &RunRequest, shared: &SharedPipeline) {
+    match build(&request.config, &request.plugin_dirs) {
+        Ok(new) => {
+            let old_broker = shared.read().map(|p| p.config.host.broker.clone()).ok();
+            if old_broker.as_ref() != Some(&new.config.host.broker) {
+                eprintln!("vcon-host: reload: host.broker changed; restart to use it (keeping the current broker)");
+            }
+            if let Ok(mut current) = shared.write() {
+                *current = Arc::new(new);
+            }
+            eprintln!("vcon-host: reloaded {}", request.config.display());
+        }
+        Err(err) => eprintln!("vcon-host: reload refused, keeping the running config: {err:#}"),
+    }
+}
+
+/// Drops expired vCons from the hot store once a minute.
+fn spawn_janitor(
+    broker: Arc<dyn Broker>,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("vcon-janitor".into())
+        .spawn(move || {
+            let mut ticks = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                ticks += 1;
+                if ticks.is_multiple_of(300) {
+                    match broker.purge_expired() {
+                        Ok(0) => {}
+                        Ok(n) => tracing::debug!("purged {n} expired vCons from the hot store"),
+                        Err(err) => tracing::warn!("purging expired vCons: {err}"),
+                    }
+                }
+            }
+        })
+        .context("starting the janitor thread")
+}

@@ -1,0 +1,9 @@
+//! The `vcon-host` binary driven as an operator would, through real processes, real plugin
+//! files, real SQLite files and directories.
+#![allow(clippy::unwrap_used)]
+
+mod broker;
+mod chains_e2e;
+mod config_cli;
+mod plugins_cli;
+mod support;
