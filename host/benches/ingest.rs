@@ -32,10 +32,10 @@ fn plugin_dir() -> PathBuf {
 }
 
 const CONFIG: &str = r#"
-host: { broker: ./broker.sqlite, workers: 2, batch_size: 32 }
+host: { broker: DIR/broker.sqlite, workers: 2, batch_size: 32 }
 storages:
-  sqlite: { module: storage.sqlite, options: { path: ./vcons.sqlite } }
-  file: { module: storage.file, options: { path: ./vcons } }
+  sqlite: { module: storage.sqlite, options: { path: DIR/vcons.sqlite } }
+  file: { module: storage.file, options: { path: DIR/vcons } }
 links:
   tag: { module: links.tag, options: { tags: [bench] } }
 chains:
@@ -45,7 +45,9 @@ chains:
 /// One end-to-end run over `files`; answers the elapsed time.
 fn run_once(files: &[PathBuf]) -> Duration {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("config.yml"), CONFIG).unwrap();
+    // Absolute paths: relative ones would be relative to the bench's working directory.
+    let config = CONFIG.replace("DIR", &dir.path().display().to_string());
+    std::fs::write(dir.path().join("config.yml"), config).unwrap();
     let config = host_config::load(&dir.path().join("config.yml"))
         .unwrap()
         .config;

@@ -1,5 +1,6 @@
 //! Building plugins and the host, and running tests and benchmarks on them.
 
+use std::env::consts::{DLL_EXTENSION, DLL_PREFIX};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -161,9 +162,9 @@ fn build_test_plugins() -> Result<()> {
             let lib_name = package.replace('-', "_");
             let built = built_library(&release, &lib_name);
             let out_name = if suffix.is_empty() {
-                format!("{lib_name}.{}", std::env::consts::DLL_EXTENSION)
+                format!("{DLL_PREFIX}{lib_name}.{DLL_EXTENSION}")
             } else {
-                format!("{lib_name}_{suffix}.{}", std::env::consts::DLL_EXTENSION)
+                format!("{DLL_PREFIX}{lib_name}_{suffix}.{DLL_EXTENSION}")
             };
             let dest = install(&built, &test_plugin_dir(), &out_name)?;
             eprintln!("xtask: test plugin {}", dest.display());
@@ -182,7 +183,8 @@ pub(crate) fn test(packages: &[String], extra: &[String]) -> Result<()> {
     // The host binary is run by the CLI tests (`plugins check` isolates plugins in a child).
     run_command(cargo().args(["build", "--release", "-p", "vcon-host"]))?;
     let mut cmd = cargo();
-    cmd.args(["test", "--release"]);
+    // --no-fail-fast: one run shows every failing test binary, not just the first.
+    cmd.args(["test", "--release", "--no-fail-fast"]);
     if packages.is_empty() {
         cmd.args(["--workspace", "--exclude", "xtask"]);
     }

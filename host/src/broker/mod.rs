@@ -144,7 +144,8 @@ pub trait Broker: Send + Sync + std::fmt::Debug {
     /// Replaces a vCon in the hot store (after links changed it), keeping its time to live.
     fn put_vcon(&self, vcon: &HotVcon) -> Result<(), BrokerError>;
 
-    /// Reads vCons from the hot store; `None` for each one absent or expired.
+    /// Reads vCons from the hot store; `None` for each one absent or expired (a vCon still
+    /// waiting in a list other than a dead-letter list does not expire).
     fn get_vcons(&self, uuids: &[&str]) -> Result<Vec<Option<HotVcon>>, BrokerError>;
 
     /// Removes a vCon from the hot store; whether it was there.

@@ -241,7 +241,9 @@ impl Broker for SqliteBroker {
         let mut select = conn
             .prepare_cached(
                 "SELECT uuid, json, created_at_us, created_at_offset_s, updated_at_us, subject
-                 FROM vcons WHERE uuid = ?1 AND (expires_at_us IS NULL OR expires_at_us > ?2)",
+                 FROM vcons WHERE uuid = ?1 AND (expires_at_us IS NULL OR expires_at_us > ?2
+                   OR EXISTS (SELECT 1 FROM list_items li
+                              WHERE li.uuid = vcons.uuid AND li.list NOT LIKE 'DLQ:%'))",
             )
             .map_err(|e| self.err(e))?;
         uuids

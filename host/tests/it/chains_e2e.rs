@@ -228,7 +228,7 @@ chains:
     let (code, out) = run(scratch.host().args(["dlq", "replay", "storage:file"]));
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("replayed 20 of 20 into file"), "{out}");
-    assert_eq!(scratch.stored_files().len(), 20);
+    assert_eq!(scratch.stored_files_in("blocked/vcons").len(), 20);
     let (_, after) = run(scratch.host().args(["dlq", "list", "storage:file"]));
     assert!(after.contains("0 in DLQ:storage:file"), "{after}");
     // The egress owed is paid on replay.
