@@ -5,6 +5,8 @@
 //! `vcon-host ingest` does (read, validate, queue), runs the chain workers until every document
 //! is in both storages, and stops. Throughput is reported in documents per second, end to end.
 //! Two sets: the 601 fake vCons (1-10 KB), and 50 copies of cat1 (270 KB) with fresh uuids.
+//! A second group runs the same chain into the in-memory plugin only, isolating the host's own
+//! cost per vCon from the storages' disk writes (every file is fsynced before it counts).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
@@ -42,11 +44,23 @@ chains:
   main: { links: [tag], storages: [sqlite, file], ingress_lists: [in] }
 "#;
 
-/// One end-to-end run over `files`; answers the elapsed time.
-fn run_once(files: &[PathBuf]) -> Duration {
+/// The same chain with the in-memory storage only: what the host itself costs per vCon
+/// (validation, broker, the link, the plugin boundary), without disk writes.
+const MEMORY_CONFIG: &str = r#"
+host: { broker: DIR/broker.sqlite, workers: 2, batch_size: 32 }
+storages:
+  memory: { module: memory }
+links:
+  tag: { module: links.tag, options: { tags: [bench] } }
+chains:
+  main: { links: [tag], storages: [memory], ingress_lists: [in] }
+"#;
+
+/// One end-to-end run over `files` with `config`; answers the elapsed time.
+fn run_once(config: &str, files: &[PathBuf]) -> Duration {
     let dir = tempfile::tempdir().unwrap();
     // Absolute paths: relative ones would be relative to the bench's working directory.
-    let config = CONFIG.replace("DIR", &dir.path().display().to_string());
+    let config = config.replace("DIR", &dir.path().display().to_string());
     std::fs::write(dir.path().join("config.yml"), config).unwrap();
     let config = host_config::load(&dir.path().join("config.yml"))
         .unwrap()
@@ -104,7 +118,17 @@ fn bench(c: &mut Criterion) {
     for (name, files) in [("fake_601", &fake), ("cat1_x50", &cat1)] {
         group.throughput(Throughput::Elements(files.len() as u64));
         group.bench_function(name, |b| {
-            b.iter_custom(|iters| (0..iters).map(|_| run_once(files)).sum());
+            b.iter_custom(|iters| (0..iters).map(|_| run_once(CONFIG, files)).sum());
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("ingest_to_memory_only");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    for (name, files) in [("fake_601", &fake), ("cat1_x50", &cat1)] {
+        group.throughput(Throughput::Elements(files.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| run_once(MEMORY_CONFIG, files)).sum());
         });
     }
     group.finish();

@@ -4,14 +4,14 @@
 //! The file is read once and checked as a whole before anything starts: every problem comes
 //! back at once as `FILE:LINE: key: message` (the Python server re-reads the file for every vCon
 //! and finds mistakes one crash at a time). Compatibility with a config copied from the Python
-//! server is deliberate: PyYAML's YAML 1.1 scalar rules ([`yaml`]), its module names
-//! ([`modules`]), its environment variables; where its docs promise what its code does not do
+//! server is deliberate: PyYAML's YAML 1.1 scalar rules (the `yaml` module), its module names
+//! (the `modules` module), its environment variables; where its docs promise what its code does not do
 //! (`${VAR}`, `enabled: 0`, one chain per ingress list), the docs win.
 //!
 //! - [`load`] / [`parse`]: the entry points.
 //! - [`model`]: the validated config types.
 //! - [`diagnostic`]: located errors and warnings.
-//! - [`env`]: `${VAR}` expansion.
+//! - [`mod@env`]: `${VAR}` expansion.
 
 pub mod diagnostic;
 pub mod env;

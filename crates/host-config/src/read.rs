@@ -81,6 +81,7 @@ pub(crate) fn read(
         &skipped_links,
     );
     let ingress_auth = reader.ingress_auth(section("ingress_auth"));
+    reader.refuse_storages_on_the_broker_file(&host.broker, &storages);
     if chains.iter().all(|c| !c.enabled) {
         reader.warn(
             0,
@@ -806,6 +807,31 @@ impl Reader<'_> {
         chains
     }
 
+    /// Two SQLite connections from two copies of SQLite (the host's and a plugin's) on one file
+    /// break its locking, so a storage may not use the embedded broker's file.
+    fn refuse_storages_on_the_broker_file(
+        &mut self,
+        broker: &BrokerUrl,
+        storages: &[StorageConfig],
+    ) {
+        let BrokerUrl::Sqlite(broker) = broker else {
+            return;
+        };
+        let Some(broker) = same_file_key(broker) else {
+            return;
+        };
+        for storage in storages {
+            let Some(path) = storage.options.get("path").and_then(|p| p.as_str()) else {
+                continue;
+            };
+            if same_file_key(Path::new(path)).as_ref() == Some(&broker) {
+                self.error(storage.line, &format!("storages.{}.options.path", storage.name), format!(
+                    "{path} is the embedded broker's file (host.broker); give the storage a file of its own"
+                ));
+            }
+        }
+    }
+
     fn ingress_auth(&mut self, section: Option<&Entry>) -> BTreeMap<String, Vec<Secret>> {
         let mut auth = BTreeMap::new();
         let Some(section) = section else { return auth };
@@ -851,6 +877,23 @@ fn parse_broker(url: &str) -> BrokerUrl {
             .unwrap_or(url);
         BrokerUrl::Sqlite(PathBuf::from(path))
     }
+}
+
+/// A path made absolute and lexically normalised (`./data/x` = `data/x`), to tell two names of
+/// one file apart without touching the disk (the file may not exist yet).
+fn same_file_key(path: &Path) -> Option<PathBuf> {
+    let absolute = std::path::absolute(path).ok()?;
+    let mut out = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    Some(out)
 }
 
 fn parse_duration(text: &str) -> Option<Duration> {

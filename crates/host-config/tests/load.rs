@@ -386,3 +386,15 @@ fn secrets_never_appear_in_errors_or_debug_output() {
     let loaded = load_str("host:\n  api_token: hunter2\n", &[]).unwrap();
     assert!(!format!("{:?}", loaded.config).contains("hunter2"));
 }
+
+#[test]
+fn a_storage_on_the_broker_file_is_refused() {
+    let errors = errors_of(
+        "host:\n  broker: ./data/broker.sqlite\nstorages:\n  s:\n    module: sqlite\n    options: {path: data/broker.sqlite}\n",
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("config.yml:4: storages.s.options.path: data/broker.sqlite is the embedded broker's file"),
+        "{errors:?}"
+    );
+}

@@ -43,7 +43,7 @@
 //!
 //! # Features
 //!
-//! - `runtime`: [`runtime::block_on`], a small tokio runtime owned by the plugin, for async
+//! - `runtime`: `runtime::block_on`, a small tokio runtime owned by the plugin, for async
 //!   drivers. The host's runtime is never shared with a plugin (each `cdylib` has its own tokio;
 //!   sharing one is unsound).
 //! - `http`: `http::HttpClient`, a blocking HTTP client with time-outs, retries with back-off

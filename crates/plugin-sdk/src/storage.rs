@@ -11,7 +11,7 @@ pub type BatchResult = Result<Vec<Result<(), StorageError>>, StorageError>;
 
 /// The operations of one opened storage instance.
 ///
-/// `save` is required. Every other method answers [`ErrorKind::Unsupported`]
+/// `save` is required. Every other method answers [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported)
 /// (crate::ErrorKind::Unsupported) unless implemented, and must then be declared in
 /// [`StoragePlugin::CAPABILITIES`]: the conformance suite checks both directions. The host calls
 /// one instance from many threads at once, hence `Send + Sync`; use a pool or a mutex inside.
