@@ -38,6 +38,16 @@ CREATE INDEX IF NOT EXISTS list_items_queue ON list_items(list, owner, id);
 CREATE INDEX IF NOT EXISTS list_items_owner ON list_items(owner) WHERE owner IS NOT NULL;
 ";
 
+/// SQL true for a `vcons` row whose uuid still waits in (or is claimed from) a list other than a
+/// dead-letter list: such a vCon does not expire, for reads and for purges alike. A macro so
+/// both statements stay `&'static str` built by `concat!`.
+macro_rules! still_waiting {
+    () => {
+        "EXISTS (SELECT 1 FROM list_items li \
+         WHERE li.uuid = vcons.uuid AND li.list NOT LIKE 'DLQ:%')"
+    };
+}
+
 /// The embedded SQLite broker.
 #[derive(Debug)]
 pub struct SqliteBroker {
@@ -239,12 +249,13 @@ impl Broker for SqliteBroker {
         let conn = self.conn();
         let now = now_us();
         let mut select = conn
-            .prepare_cached(
+            .prepare_cached(concat!(
                 "SELECT uuid, json, created_at_us, created_at_offset_s, updated_at_us, subject
-                 FROM vcons WHERE uuid = ?1 AND (expires_at_us IS NULL OR expires_at_us > ?2
-                   OR EXISTS (SELECT 1 FROM list_items li
-                              WHERE li.uuid = vcons.uuid AND li.list NOT LIKE 'DLQ:%'))",
-            )
+                 FROM vcons WHERE uuid = ?1
+                 AND (expires_at_us IS NULL OR expires_at_us > ?2 OR ",
+                still_waiting!(),
+                ")"
+            ))
             .map_err(|e| self.err(e))?;
         uuids
             .iter()
@@ -421,8 +432,11 @@ impl Broker for SqliteBroker {
                 // list is kept past its time to live: the Python server loses a backlog that
                 // outlives VCON_REDIS_EXPIRY; here the time to live only counts once nothing
                 // waits on the vCon.
-                "DELETE FROM vcons WHERE expires_at_us IS NOT NULL AND expires_at_us <= ?1 \
-                 AND uuid NOT IN (SELECT uuid FROM list_items WHERE list NOT LIKE 'DLQ:%')",
+                concat!(
+                    "DELETE FROM vcons WHERE expires_at_us IS NOT NULL AND expires_at_us <= ?1 \
+                     AND NOT ",
+                    still_waiting!()
+                ),
                 [now],
             )
             .map(|n| n as u64)
