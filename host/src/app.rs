@@ -8,7 +8,7 @@ use anyhow::{anyhow, Context, Result};
 use host_config::{BrokerUrl, Config};
 use plugin_loader::SearchPath;
 
-use crate::broker::{Broker, SqliteBroker};
+use crate::broker::{Broker, RedisBroker, SqliteBroker};
 
 /// The config file used when `--config` is not given: `CONSERVER_CONFIG_FILE` (the Python
 /// server's variable), else `./config.yml`.
@@ -44,7 +44,8 @@ pub fn open_broker(config: &Config) -> Result<Arc<dyn Broker>> {
     open_broker_with(config, false)
 }
 
-/// Opens the broker; `run` takes the embedded broker's exclusive run lock.
+/// Opens the broker; `run` takes the embedded broker's exclusive run lock, or starts the Redis
+/// broker's heartbeat (the sign other hosts read before taking back this host's claims).
 pub fn open_broker_with(config: &Config, run: bool) -> Result<Arc<dyn Broker>> {
     match &config.host.broker {
         BrokerUrl::Sqlite(path) => {
@@ -56,8 +57,14 @@ pub fn open_broker_with(config: &Config, run: bool) -> Result<Arc<dyn Broker>> {
             .with_context(|| format!("opening the embedded broker {}", path.display()))?;
             Ok(Arc::new(broker))
         }
-        BrokerUrl::Redis(url) => Err(anyhow!(
-            "host.broker {url}: the Redis broker is not available in this build yet; use the embedded broker (a file path)"
-        )),
+        BrokerUrl::Redis(url) => {
+            let broker = if run {
+                RedisBroker::open_for_run(url)
+            } else {
+                RedisBroker::open(url)
+            }
+            .with_context(|| format!("opening the Redis broker {url}"))?;
+            Ok(Arc::new(broker))
+        }
     }
 }

@@ -4,8 +4,8 @@
 //! The library behind the `vcon-host` binary, split so the integration tests and benchmarks
 //! drive the same code the binary runs. The flow of one vCon:
 //!
-//! 1. [`ingest`] validates a document with `crates/vcon` and extracts its index fields; the
-//!    [`broker`] stores it in the hot store and queues its uuid on ingress lists, in one
+//! 1. [`broker::HotVcon::from_json`] validates a document with `crates/vcon` and extracts its
+//!    index fields; the [`broker`] (its own crate, `vcon-broker`) stores it in the hot store and queues its uuid on ingress lists, in one
 //!    transaction;
 //! 2. a [`worker`] claims a batch of uuids, runs the chain's [`links`], then writes every
 //!    storage of the chain in parallel through the [`storages`] layer (retries, time-outs,
@@ -16,9 +16,8 @@
 //! needs; [`plugin_paths`] is where plugins are looked up.
 
 pub mod app;
-pub mod broker;
+pub use vcon_broker as broker;
 pub mod commands;
-pub mod ingest;
 pub mod links;
 pub mod pipeline;
 pub mod plugin_paths;

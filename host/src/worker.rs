@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use plugin_loader::CallError;
 
-use crate::broker::{self, Broker, Claim, DeadLetter, Finish, HotVcon};
+use crate::broker::{self, Broker, Claim, DeadLetter, Finish, HotVcon, ItemId};
 use crate::links::{Outcome, WorkingVcon};
 use crate::pipeline::{Chain, Pipeline};
 
@@ -104,7 +104,7 @@ pub fn process_claim(
     pipeline: &Pipeline,
     claim: &Claim,
 ) -> Result<(), broker::BrokerError> {
-    let ids: Vec<i64> = claim.items.iter().map(|i| i.id).collect();
+    let ids: Vec<ItemId> = claim.items.iter().map(|i| i.id.clone()).collect();
     let Some(chain) = pipeline.chain_for(&claim.list) else {
         // The chain was disabled by a reload while these waited: put them back untouched.
         let pushes = claim
@@ -227,7 +227,7 @@ fn note(reason: &str, chain: &str, egress: &[String]) -> String {
 fn read_back(pipeline: &Pipeline, uuid: &str) -> Option<HotVcon> {
     for storage in pipeline.readable_storages() {
         match storage.with_permit(|s| s.get(uuid)) {
-            Ok(Some(bytes)) => match crate::ingest::to_hot(bytes, crate::ingest::now_us()) {
+            Ok(Some(bytes)) => match crate::broker::HotVcon::from_json(Arc::from(bytes), crate::broker::now_us()) {
                 // A fallback hit must be this vCon (the Python server trusts any answer).
                 Ok(vcon) if vcon.uuid == uuid => return Some(vcon),
                 Ok(other) => tracing::warn!(
@@ -268,7 +268,7 @@ fn run_links(broker: &dyn Broker, chain: &Chain, vcon: HotVcon) -> Step {
         Err(err) => return Step::Dead(err.to_string()),
     };
     let vcon = if changed {
-        match crate::ingest::reindex(&vcon, json) {
+        match vcon.reindex(json) {
             Ok(updated) => {
                 if let Err(err) = broker.put_vcon(&updated) {
                     return Step::Dead(format!("cannot store the linked vCon: {err}"));

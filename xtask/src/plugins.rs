@@ -66,6 +66,19 @@ fn packages_in(dir: &Path, prefix: &str) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// The `[package] name` of the crate in `dir` (the first `name = "..."` of its manifest).
+fn package_name(dir: &Path) -> Result<String> {
+    let manifest = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .with_context(|| format!("reading {}", manifest.display()))?;
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("name"))
+        .filter_map(|rest| rest.trim_start().strip_prefix('='))
+        .map(|v| v.trim().trim_matches('"').to_owned())
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{}: no package name", manifest.display()))
+}
+
 /// The file a plugin crate's cdylib is built to, from its `[lib] name`.
 fn built_library(profile_dir: &Path, lib_name: &str) -> PathBuf {
     profile_dir.join(format!(
@@ -90,17 +103,19 @@ fn install(from: &Path, dir: &Path, file_name: &str) -> Result<PathBuf> {
 
 /// Builds every crate under `plugins/` in release and installs it into `target/plugins/`.
 pub(crate) fn build_plugins() -> Result<Vec<PathBuf>> {
-    let packages = packages_in(&root().join("plugins"), "")?;
+    let dirs = packages_in(&root().join("plugins"), "")?;
     let mut cmd = cargo();
     cmd.args(["build", "--release"]);
-    for p in &packages {
-        cmd.args(["-p", p]);
+    for dir in &dirs {
+        cmd.args(["-p", &package_name(&root().join("plugins").join(dir))?]);
     }
     run_command(&mut cmd)?;
     let release = target_dir().join("release");
     let mut installed = Vec::new();
-    for package in &packages {
-        let lib_name = format!("vcon_storage_{}", package.replace('-', "_"));
+    for dir in &dirs {
+        // The library is named after the directory (`plugins/redis` → `vcon_storage_redis`);
+        // the package may differ where a dependency already has the name (`redis`).
+        let lib_name = format!("vcon_storage_{}", dir.replace('-', "_"));
         let built = built_library(&release, &lib_name);
         let file_name = built
             .file_name()

@@ -57,7 +57,7 @@ pub fn replay(
         let ingress = list.trim_start_matches("DLQ:").to_owned();
         for entry in &entries {
             broker.finish(
-                &[entry.id],
+                std::slice::from_ref(&entry.id),
                 &broker::Finish {
                     pushes: vec![(ingress.clone(), entry.uuid.clone())],
                     dead_letters: Vec::new(),
@@ -96,7 +96,7 @@ pub fn replay(
         }
         let owed = owed_egress(broker, entry, &list)?;
         broker.finish(
-            &[entry.id],
+            std::slice::from_ref(&entry.id),
             &broker::Finish {
                 pushes: owed.into_iter().map(|l| (l, entry.uuid.clone())).collect(),
                 dead_letters: Vec::new(),

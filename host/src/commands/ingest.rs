@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::broker::{Broker, HotVcon};
-use crate::ingest::{now_us, to_hot};
+use crate::broker::{now_us, Broker, HotVcon};
 
 /// Documents per broker transaction: large enough to amortise the commit, small enough that a
 /// crash loses little progress (nothing acknowledged is lost either way).
@@ -82,7 +81,7 @@ pub fn ingest(
             Err(err) => summary
                 .refused
                 .push((file.clone(), format!("cannot read: {err}"))),
-            Ok(bytes) => match to_hot(bytes, now_us()) {
+            Ok(bytes) => match HotVcon::from_json(bytes.into(), now_us()) {
                 Ok(vcon) => batch.push(vcon),
                 Err(err) => summary.refused.push((file.clone(), err.to_string())),
             },

@@ -39,7 +39,7 @@ pub fn run(request: &RunRequest) -> Result<()> {
     let pipeline = build(&request.config, &request.plugin_dirs)?;
     let broker = app::open_broker_with(&pipeline.config, true)?;
     let recovered = broker
-        .requeue_unfinished()
+        .requeue_abandoned()
         .context("recovering unfinished work")?;
     if recovered > 0 {
         tracing::warn!("put back {recovered} uuids a previous run had taken but not finished");
@@ -112,7 +112,8 @@ fn reload(request: &RunRequest, shared: &SharedPipeline) {
     }
 }
 
-/// Drops expired vCons from the hot store once a minute.
+/// Puts back abandoned claims every 10 s and drops expired vCons from the hot store once a
+/// minute.
 fn spawn_janitor(
     broker: Arc<dyn Broker>,
     stop: Arc<AtomicBool>,
@@ -124,6 +125,14 @@ fn spawn_janitor(
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(200));
                 ticks += 1;
+                if ticks.is_multiple_of(50) {
+                    // Another host sharing a Redis broker may have died holding claims.
+                    match broker.requeue_abandoned() {
+                        Ok(0) => {}
+                        Ok(n) => tracing::warn!("put back {n} uuids a host that died had taken"),
+                        Err(err) => tracing::warn!("looking for abandoned claims: {err}"),
+                    }
+                }
                 if ticks.is_multiple_of(300) {
                     match broker.purge_expired() {
                         Ok(0) => {}

@@ -2,7 +2,6 @@
 //! files, real SQLite files and directories.
 #![allow(clippy::unwrap_used)]
 
-mod broker;
 mod chains_e2e;
 mod config_cli;
 mod plugins_cli;

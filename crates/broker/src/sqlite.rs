@@ -8,11 +8,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{Broker, BrokerError, Claim, ClaimedItem, Finish, HotVcon, ListEntry};
+use crate::{
+    now_us, Broker, BrokerError, Claim, ClaimedItem, Finish, HotVcon, ItemId, ItemKey, ListEntry,
+    ListingPage,
+};
 
 /// The schema, applied idempotently on open.
 const SCHEMA: &str = "
@@ -36,6 +39,17 @@ CREATE TABLE IF NOT EXISTS list_items (
 );
 CREATE INDEX IF NOT EXISTS list_items_queue ON list_items(list, owner, id);
 CREATE INDEX IF NOT EXISTS list_items_owner ON list_items(owner) WHERE owner IS NOT NULL;
+CREATE TABLE IF NOT EXISTS listing (
+    uuid TEXT PRIMARY KEY,
+    created_at_us INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS listing_created ON listing(created_at_us, uuid);
+CREATE TABLE IF NOT EXISTS search_terms (
+    term TEXT NOT NULL,
+    uuid TEXT NOT NULL,
+    PRIMARY KEY (term, uuid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS search_terms_uuid ON search_terms(uuid);
 ";
 
 /// SQL true for a `vcons` row whose uuid still waits in (or is claimed from) a list other than a
@@ -54,13 +68,10 @@ pub struct SqliteBroker {
     path: PathBuf,
     conn: Mutex<Connection>,
     /// Held by `vcon-host run` so two hosts never recover each other's claims.
-    _run_lock: Option<std::fs::File>,
-}
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+    run_lock: Option<std::fs::File>,
+    /// Prefixes this handle's claim owners, so [`Broker::requeue_abandoned`] can tell this
+    /// run's claims (alive) from earlier runs' (abandoned: the run lock says they are gone).
+    run_id: String,
 }
 
 fn expiry(ttl: Option<Duration>) -> Option<i64> {
@@ -122,7 +133,8 @@ impl SqliteBroker {
         Ok(Self {
             path: path.to_owned(),
             conn: Mutex::new(conn),
-            _run_lock: run_lock,
+            run_lock: run_lock,
+            run_id: format!("{:016x}", rand::random::<u64>()),
         })
     }
 
@@ -184,7 +196,32 @@ fn row_to_vcon(row: &rusqlite::Row<'_>) -> rusqlite::Result<HotVcon> {
         created_at_offset_s: row.get(3)?,
         updated_at_us: row.get(4)?,
         subject: row.get(5)?,
+        search_keys: Vec::new(),
     })
+}
+
+/// Records a vCon in the listing and replaces its search terms.
+fn index(tx: &rusqlite::Transaction<'_>, v: &HotVcon) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO listing (uuid, created_at_us) VALUES (?1, ?2)
+         ON CONFLICT(uuid) DO UPDATE SET created_at_us = excluded.created_at_us",
+    )?
+    .execute(params![v.uuid, v.created_at_us])?;
+    tx.prepare_cached("DELETE FROM search_terms WHERE uuid = ?1")?
+        .execute([&v.uuid])?;
+    let mut insert =
+        tx.prepare_cached("INSERT OR IGNORE INTO search_terms (term, uuid) VALUES (?1, ?2)")?;
+    for term in &v.search_keys {
+        insert.execute(params![term, v.uuid])?;
+    }
+    Ok(())
+}
+
+fn row_id(id: &ItemId) -> Option<i64> {
+    match id.0 {
+        ItemKey::Row(row) => Some(row),
+        ItemKey::InList { .. } => None,
+    }
 }
 
 impl Broker for SqliteBroker {
@@ -214,6 +251,7 @@ impl Broker for SqliteBroker {
                     v.subject,
                     expires
                 ])?;
+                index(tx, v)?;
             }
             push_items(
                 tx,
@@ -240,8 +278,12 @@ impl Broker for SqliteBroker {
                 v.created_at_offset_s,
                 v.updated_at_us,
                 v.subject
-            ])
-            .map(drop)
+            ])?;
+            if v.search_keys.is_empty() {
+                // Read back without its keys: keep the index as it is.
+                return Ok(());
+            }
+            index(tx, v)
         })
     }
 
@@ -275,6 +317,60 @@ impl Broker for SqliteBroker {
         })
     }
 
+    fn forget(&self, uuid: &str) -> Result<bool, BrokerError> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM listing WHERE uuid = ?1", [uuid])?;
+            tx.execute("DELETE FROM search_terms WHERE uuid = ?1", [uuid])?;
+            tx.execute("DELETE FROM vcons WHERE uuid = ?1", [uuid])
+                .map(|n| n > 0)
+        })
+    }
+
+    fn list_uuids(&self, page: &ListingPage) -> Result<Vec<String>, BrokerError> {
+        let conn = self.conn();
+        let mut select = conn
+            .prepare_cached(
+                "SELECT uuid FROM listing WHERE created_at_us >= ?1 AND created_at_us <= ?2
+                 ORDER BY created_at_us DESC, uuid DESC LIMIT ?3 OFFSET ?4",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = select
+            .query_map(
+                params![
+                    page.since_us.unwrap_or(i64::MIN),
+                    page.until_us.unwrap_or(i64::MAX),
+                    i64::try_from(page.limit).unwrap_or(i64::MAX),
+                    i64::try_from(page.offset).unwrap_or(i64::MAX)
+                ],
+                |row| row.get(0),
+            )
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    fn search(&self, keys: &[String]) -> Result<Vec<String>, BrokerError> {
+        let Some((first, rest)) = keys.split_first() else {
+            return Ok(Vec::new());
+        };
+        let conn = self.conn();
+        let mut members = conn
+            .prepare_cached("SELECT uuid FROM search_terms WHERE term = ?1 ORDER BY uuid")
+            .map_err(|e| self.err(e))?;
+        let mut set = |term: &str| {
+            members
+                .query_map([term], |row| row.get::<_, String>(0))
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
+                .map_err(|e| self.err(e))
+        };
+        let mut found = set(first)?;
+        for term in rest {
+            let other: std::collections::HashSet<String> = set(term)?.into_iter().collect();
+            found.retain(|uuid| other.contains(uuid));
+        }
+        Ok(found)
+    }
+
     fn expire_vcon(&self, uuid: &str, ttl: Option<Duration>) -> Result<bool, BrokerError> {
         let expires = expiry(ttl);
         self.write(|tx| {
@@ -297,6 +393,7 @@ impl Broker for SqliteBroker {
         max: usize,
     ) -> Result<Option<Claim>, BrokerError> {
         let max = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
+        let owner = format!("{}/{owner}", self.run_id);
         self.write(|tx| {
             let mut claim = tx.prepare_cached(
                 "UPDATE list_items SET owner = ?1
@@ -308,14 +405,14 @@ impl Broker for SqliteBroker {
                 let mut items: Vec<ClaimedItem> = claim
                     .query_map(params![owner, list, max], |row| {
                         Ok(ClaimedItem {
-                            id: row.get(0)?,
+                            id: ItemId(ItemKey::Row(row.get(0)?)),
                             uuid: row.get(1)?,
                         })
                     })?
                     .collect::<rusqlite::Result<_>>()?;
                 if !items.is_empty() {
                     // RETURNING gives no order guarantee; process oldest first.
-                    items.sort_by_key(|item| item.id);
+                    items.sort_by(|a, b| a.id.cmp(&b.id));
                     return Ok(Some(Claim {
                         list: list.clone(),
                         items,
@@ -326,10 +423,10 @@ impl Broker for SqliteBroker {
         })
     }
 
-    fn finish(&self, item_ids: &[i64], finish: &Finish) -> Result<(), BrokerError> {
+    fn finish(&self, items: &[ItemId], finish: &Finish) -> Result<(), BrokerError> {
         self.write(|tx| {
             let mut delete = tx.prepare_cached("DELETE FROM list_items WHERE id = ?1")?;
-            for id in item_ids {
+            for id in items.iter().filter_map(row_id) {
                 delete.execute([id])?;
             }
             push_items(
@@ -348,11 +445,18 @@ impl Broker for SqliteBroker {
         })
     }
 
-    fn requeue_unfinished(&self) -> Result<u64, BrokerError> {
+    fn requeue_abandoned(&self) -> Result<u64, BrokerError> {
+        if self.run_lock.is_none() {
+            // A client cannot know whether the running host's claims are alive.
+            return Ok(0);
+        }
+        // Released items keep their ids, so they are claimed again before newer ones: the
+        // front of the list, as the Redis broker puts them.
+        let mine = format!("{}/%", self.run_id);
         self.write(|tx| {
             tx.execute(
-                "UPDATE list_items SET owner = NULL WHERE owner IS NOT NULL",
-                [],
+                "UPDATE list_items SET owner = NULL WHERE owner IS NOT NULL AND owner NOT LIKE ?1",
+                [mine],
             )
             .map(|n| n as u64)
         })
@@ -394,7 +498,7 @@ impl Broker for SqliteBroker {
         let rows = select
             .query_map(params![list, limit], |row| {
                 Ok(ListEntry {
-                    id: row.get(0)?,
+                    id: ItemId(ItemKey::Row(row.get(0)?)),
                     uuid: row.get(1)?,
                     note: row.get(2)?,
                     added_at_us: row.get(3)?,
@@ -405,7 +509,10 @@ impl Broker for SqliteBroker {
         Ok(rows)
     }
 
-    fn remove_entry(&self, id: i64) -> Result<bool, BrokerError> {
+    fn remove_entry(&self, id: &ItemId) -> Result<bool, BrokerError> {
+        let Some(id) = row_id(id) else {
+            return Ok(false);
+        };
         self.write(|tx| {
             tx.execute("DELETE FROM list_items WHERE id = ?1", [id])
                 .map(|n| n > 0)

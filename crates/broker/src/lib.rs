@@ -1,47 +1,49 @@
-//! The broker: the hot store (uuid → vCon, with an optional time to live) and the named lists
-//! (ingress, egress, dead letters) that chains move uuids through.
+//! The broker: the hot store (uuid → vCon, with an optional time to live), the named lists
+//! (ingress, egress, dead letters) that chains move uuids through, and the listing and search
+//! index the HTTP API answers from.
 //!
-//! One trait, so the chain code does not care whether the broker is the embedded SQLite file
-//! (one machine, no services) or, later, Redis (many hosts sharing one queue).
+//! One trait, so the chain code and the API do not care whether the broker is the embedded
+//! SQLite file ([`SqliteBroker`]: one machine, no services) or Redis ([`RedisBroker`]: many hosts
+//! sharing one queue, with the Python server's key layout).
 //!
 //! Delivery is at-least-once: [`Broker::claim`] marks list items as taken by a worker without
-//! removing them, and only [`Broker::finish`] removes them, in the same transaction that pushes
-//! the uuids on to egress and dead-letter lists. A worker that dies leaves its claims behind,
-//! and [`Broker::requeue_unfinished`] puts them back on start. Saves are idempotent, so a vCon
-//! processed twice after a crash is stored once.
+//! removing them, and only [`Broker::finish`] removes them, atomically with pushing the uuids on
+//! to egress and dead-letter lists. A worker that dies leaves its claims behind, and
+//! [`Broker::requeue_abandoned`] puts them back. Saves are idempotent, so a vCon processed twice
+//! after a crash is stored once.
 //!
 //! The trait is synchronous: the embedded broker is a local file whose operations take
-//! microseconds, and chain workers are threads, not async tasks.
+//! microseconds, Redis answers in tens of microseconds on loopback, and chain workers are
+//! threads, not async tasks. The HTTP API calls it from `spawn_blocking`.
 
+mod hot;
+mod redis;
 mod sqlite;
 
+pub use hot::{now_us, search_keys, HotVcon};
+pub use redis::RedisBroker;
 pub use sqlite::SqliteBroker;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-/// A vCon in the hot store, with the index fields extracted at ingress.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HotVcon {
-    /// The canonical uuid.
-    pub uuid: String,
-    /// The document, as received (or as the links last changed it).
-    pub json: Arc<[u8]>,
-    /// `created_at` (or when it was first stored), microseconds since the epoch.
-    pub created_at_us: i64,
-    /// The offset `created_at` was written in, in seconds.
-    pub created_at_offset_s: i32,
-    /// `updated_at` (or `created_at`), microseconds since the epoch.
-    pub updated_at_us: i64,
-    /// The subject, if any.
-    pub subject: Option<String>,
+/// Which list item an operation means: a row of the embedded broker, or a uuid in a Redis list.
+/// Opaque, so each broker can name its items the way its store does.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ItemId(pub(crate) ItemKey);
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum ItemKey {
+    /// A `list_items` row of the embedded broker.
+    Row(i64),
+    /// One occurrence of `uuid` in the Redis list `key`.
+    InList { key: String, uuid: String },
 }
 
 /// One claimed list item: the row the worker must finish, and the uuid it carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedItem {
-    /// The item's id in the broker (what [`Broker::finish`] removes).
-    pub id: i64,
+    /// The item in the broker (what [`Broker::finish`] removes).
+    pub id: ItemId,
     /// The uuid it carries.
     pub uuid: String,
 }
@@ -78,8 +80,8 @@ pub struct DeadLetter {
 /// An item of a list, for inspection and replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListEntry {
-    /// The item's id.
-    pub id: i64,
+    /// The item (what [`Broker::finish`] and [`Broker::remove_entry`] take).
+    pub id: ItemId,
     /// The uuid.
     pub uuid: String,
     /// The note (dead letters carry their reason), if any.
@@ -99,9 +101,50 @@ pub fn storage_dlq(storage: &str) -> String {
     format!("DLQ:storage:{storage}")
 }
 
+/// A page of the listing: uuids by `created_at`, newest first (`GET /vcon`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListingPage {
+    /// Only vCons created at or after this (microseconds since the epoch).
+    pub since_us: Option<i64>,
+    /// Only vCons created at or before this.
+    pub until_us: Option<i64>,
+    /// How many to skip (`(page - 1) * size`).
+    pub offset: u64,
+    /// How many to answer at most.
+    pub limit: u64,
+}
+
 /// Why a broker operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
+    /// Redis refused or could not be reached.
+    #[error("Redis broker {url}: {source}")]
+    Redis {
+        /// The server, without credentials.
+        url: String,
+        /// The client's error.
+        #[source]
+        source: ::redis::RedisError,
+    },
+    /// No connection to Redis could be had from the pool.
+    #[error("Redis broker {url}: no connection: {source} (is the server up? the hosts retry with back-off)")]
+    RedisPool {
+        /// The server, without credentials.
+        url: String,
+        /// The pool's error.
+        #[source]
+        source: r2d2::Error,
+    },
+    /// Redis answered something this broker did not write (another program shares the keys).
+    #[error("Redis broker {url}: key {key}: {problem}")]
+    RedisData {
+        /// The server, without credentials.
+        url: String,
+        /// The key.
+        key: String,
+        /// What was wrong with it.
+        problem: String,
+    },
     /// The embedded broker's database failed.
     #[error("broker database {path}: {source}")]
     Sqlite {
@@ -148,8 +191,21 @@ pub trait Broker: Send + Sync + std::fmt::Debug {
     /// waiting in a list other than a dead-letter list does not expire).
     fn get_vcons(&self, uuids: &[&str]) -> Result<Vec<Option<HotVcon>>, BrokerError>;
 
-    /// Removes a vCon from the hot store; whether it was there.
+    /// Removes a vCon from the hot store; whether it was there. The listing and search entries
+    /// stay (the vCon lives on in the storages); [`Broker::forget`] removes those too.
     fn delete_vcon(&self, uuid: &str) -> Result<bool, BrokerError>;
+
+    /// Removes a vCon from the hot store, the listing and the search index (`DELETE
+    /// /vcon/{uuid}`); whether the hot copy was there.
+    fn forget(&self, uuid: &str) -> Result<bool, BrokerError>;
+
+    /// One page of the uuids ever ingested and not forgotten, newest `created_at` first.
+    fn list_uuids(&self, page: &ListingPage) -> Result<Vec<String>, BrokerError>;
+
+    /// The uuids whose parties match every one of `keys` (`tel:{tel}`, `mailto:{addr}`,
+    /// `name:{name}`, exact strings as [`search_keys`] makes them). A key that matches nothing
+    /// empties the answer (the Python server ignores it instead).
+    fn search(&self, keys: &[String]) -> Result<Vec<String>, BrokerError>;
 
     /// Sets (or with `None` removes) a vCon's time to live; whether it was there.
     fn expire_vcon(&self, uuid: &str, ttl: Option<Duration>) -> Result<bool, BrokerError>;
@@ -165,11 +221,15 @@ pub trait Broker: Send + Sync + std::fmt::Debug {
         max: usize,
     ) -> Result<Option<Claim>, BrokerError>;
 
-    /// Removes finished items and appends `finish`'s pushes and dead letters, in one transaction.
-    fn finish(&self, item_ids: &[i64], finish: &Finish) -> Result<(), BrokerError>;
+    /// Removes finished items and appends `finish`'s pushes and dead letters, atomically.
+    fn finish(&self, items: &[ItemId], finish: &Finish) -> Result<(), BrokerError>;
 
-    /// Releases every claim (of a previous run that died), answering how many.
-    fn requeue_unfinished(&self) -> Result<u64, BrokerError>;
+    /// Puts back, at the front of their lists, the items claimed by workers that are gone,
+    /// answering how many. Safe to call any time from a running host: the embedded broker
+    /// releases only claims of earlier runs (its run lock says no other host is alive), the
+    /// Redis broker only those of hosts whose heartbeat has expired. A client handle (not
+    /// opened for `run`) releases nothing.
+    fn requeue_abandoned(&self) -> Result<u64, BrokerError>;
 
     /// Removes and answers up to `count` uuids from the end of a list (Redis `RPOP`, as the
     /// Python server's egress endpoint does).
@@ -181,8 +241,8 @@ pub trait Broker: Send + Sync + std::fmt::Debug {
     /// The first `limit` items of a list, oldest first.
     fn entries(&self, list: &str, limit: usize) -> Result<Vec<ListEntry>, BrokerError>;
 
-    /// Removes one item by id; whether it was there.
-    fn remove_entry(&self, id: i64) -> Result<bool, BrokerError>;
+    /// Removes one item; whether it was there.
+    fn remove_entry(&self, id: &ItemId) -> Result<bool, BrokerError>;
 
     /// Every non-empty list and its length.
     fn lists(&self) -> Result<Vec<(String, u64)>, BrokerError>;

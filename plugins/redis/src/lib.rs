@@ -1,0 +1,1 @@
+//! Placeholder: the Redis storage plugin is being written.
