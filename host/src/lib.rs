@@ -15,10 +15,12 @@
 //! [`pipeline`] is a config compiled into what workers run; [`app`] gathers what every command
 //! needs; [`plugin_paths`] is where plugins are looked up.
 
+pub mod api;
 pub mod app;
 pub use vcon_broker as broker;
 pub mod commands;
 pub mod links;
+pub mod metrics;
 pub mod pipeline;
 pub mod plugin_paths;
 pub mod storages;

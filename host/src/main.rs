@@ -35,6 +35,10 @@ enum Command {
         /// Worker threads (default: host.workers, else the number of cores)
         #[arg(long)]
         workers: Option<usize>,
+        /// Where the HTTP API listens (default: host.bind, else 127.0.0.1:8000; port 0 picks
+        /// a free one)
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
     },
     /// Validate vCon files (or directories of *.json) and queue them for the chains
     Ingest {
@@ -42,6 +46,16 @@ enum Command {
         /// ingress lists)
         #[arg(long = "list", value_name = "NAME")]
         lists: Vec<String>,
+        /// Send to a running host's API (e.g. http://127.0.0.1:8000/api) instead of writing to
+        /// the broker directly
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// The API key for --url
+        #[arg(long, env = "CONSERVER_API_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The header carrying the key
+        #[arg(long, env = "CONSERVER_HEADER_NAME", default_value = "x-conserver-api-token")]
+        header_name: String,
         /// Files or directories
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -164,13 +178,37 @@ fn dispatch(cli: Cli) -> Result<bool> {
         Pipeline::build(config, &search).map_err(|errors| anyhow!("{}", errors.join("\n")))
     };
     match cli.command {
-        Command::Run { workers } => run::run(&run::RunRequest {
+        Command::Run { workers, bind } => run::run(&run::RunRequest {
             config: config_path,
             plugin_dirs: cli.plugin_dirs,
             workers,
+            bind,
         })
         .map(|()| true),
-        Command::Ingest { lists, paths } => {
+        Command::Ingest {
+            lists,
+            url: Some(url),
+            token,
+            header_name,
+            paths,
+        } => {
+            // The host applies its own config; --list is all this side decides.
+            let files = ingest::collect_files(&paths)?;
+            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let target = ingest::HttpTarget {
+                url,
+                token,
+                header_name,
+            };
+            let summary = ingest::ingest_http(&target, &files, &lists, progress)?;
+            ingest::report(&summary, &lists, stdout)
+        }
+        Command::Ingest {
+            lists,
+            url: None,
+            paths,
+            ..
+        } => {
             let config = app::load_config(&config_path)?;
             let lists = if lists.is_empty() {
                 config

@@ -102,6 +102,7 @@ impl StorageHandle {
         policy: &RetryPolicy,
         timeout: Option<Duration>,
     ) -> Vec<Result<(), CallError>> {
+        let started = std::time::Instant::now();
         let mut results: Vec<Result<(), CallError>> = vec![Ok(()); vcons.len()];
         let mut pending: Vec<usize> = (0..vcons.len()).collect();
         let attempts = policy.max_attempts.max(1);
@@ -132,6 +133,13 @@ impl StorageHandle {
             std::thread::sleep(wait);
             pending = retry;
         }
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        crate::metrics::global().storage_call(
+            &self.name,
+            started.elapsed(),
+            results.len() - failed,
+            failed,
+        );
         results
     }
 

@@ -71,17 +71,40 @@ fn worker_loop(owner: &str, broker: &dyn Broker, pipeline: &SharedPipeline, stop
         match broker.claim(&lists, owner, batch) {
             Ok(Some(claim)) => {
                 broker_failures = 0;
-                if let Err(err) = process_claim(broker, &pipeline, &claim) {
-                    // The items stay claimed: the next start recovers them.
-                    tracing::error!(list = %claim.list, "cannot finish a batch: {err}");
-                    std::thread::sleep(Duration::from_secs(1));
-                }
+                finish_claim(broker, &pipeline, &claim, stop);
             }
             Ok(None) => std::thread::sleep(IDLE_POLL),
             Err(err) => {
                 broker_failures += 1;
                 let wait = Duration::from_millis(100 * u64::from(broker_failures.min(50)));
                 tracing::error!("broker unavailable, retrying in {wait:?}: {err}");
+                std::thread::sleep(wait);
+            }
+        }
+    }
+}
+
+/// Processes a claim until the broker has taken its outcome: a broker that went away (Redis
+/// restarting) is retried with back-off, because this host is alive and nobody else will put
+/// the claim back. Saves are idempotent, so a retry that repeats the writes stores nothing
+/// twice. Given up only when the host stops: the claim then waits for the next start (or for
+/// another host sharing the broker).
+fn finish_claim(broker: &dyn Broker, pipeline: &Pipeline, claim: &Claim, stop: &AtomicBool) {
+    let mut failures = 0u32;
+    loop {
+        match process_claim(broker, pipeline, claim) {
+            Ok(()) => return,
+            Err(err) => {
+                failures += 1;
+                let wait = Duration::from_millis(100 * u64::from(failures.min(50)));
+                tracing::error!(
+                    list = %claim.list,
+                    "cannot finish a batch of {}, retrying in {wait:?}: {err}",
+                    claim.items.len()
+                );
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
                 std::thread::sleep(wait);
             }
         }
@@ -209,7 +232,14 @@ pub fn process_claim(
         // Keep the hot copy for the replay; a failure here only shortens its life.
         let _ = broker.expire_vcon(uuid, host.dlq_ttl);
     }
-    broker.finish(&ids, &finish)
+    broker.finish(&ids, &finish)?;
+    let metrics = crate::metrics::global();
+    let dead = steps.iter().filter(|(_, s)| matches!(s, Step::Dead(_))).count();
+    let dropped = steps.iter().filter(|(_, s)| matches!(s, Step::Dropped(_))).count();
+    metrics.chain_finished(&chain.name, "stored", stored);
+    metrics.chain_finished(&chain.name, "dropped", dropped);
+    metrics.chain_finished(&chain.name, "dead_letter", dead);
+    Ok(())
 }
 
 /// The note stored with a dead letter: why, in which chain, and which egress lists are owed.
@@ -224,7 +254,7 @@ fn note(reason: &str, chain: &str, egress: &[String]) -> String {
 }
 
 /// Looks for a vCon that left the hot store in the storages, in config order.
-fn read_back(pipeline: &Pipeline, uuid: &str) -> Option<HotVcon> {
+pub fn read_back(pipeline: &Pipeline, uuid: &str) -> Option<HotVcon> {
     for storage in pipeline.readable_storages() {
         match storage.with_permit(|s| s.get(uuid)) {
             Ok(Some(bytes)) => match crate::broker::HotVcon::from_json(Arc::from(bytes), crate::broker::now_us()) {

@@ -249,10 +249,11 @@ pub(crate) fn bench(suite: &str, extra: &[String]) -> Result<()> {
         "abi" => ("conformance", "abi"),
         "vcon" => ("vcon", "parse"),
         "ingest" => ("vcon-host", "ingest"),
+        "api" => ("vcon-host", "api"),
         "postgres" => ("postgres", "postgres"),
         "object-store" => ("object-store", "object_store"),
         other => bail!(
-            "unknown benchmark suite `{other}`: expected abi, vcon, ingest, postgres or object-store"
+            "unknown benchmark suite `{other}`: expected abi, vcon, ingest, api, broker, postgres or object-store"
         ),
     };
     if suite == "object-store" {

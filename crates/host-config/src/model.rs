@@ -58,6 +58,9 @@ pub struct HostSettings {
     pub retry: RetryPolicy,
     /// Calls in flight per storage unless the storage sets `max_concurrency`.
     pub storage_concurrency: usize,
+    /// The largest request body the API accepts (`host.max_body_bytes`,
+    /// `VCON_MAX_BODY_BYTES`; default 10 MiB); larger ones get `413`.
+    pub max_body_bytes: usize,
 }
 
 /// Which broker to use: the embedded SQLite file or a Redis server.

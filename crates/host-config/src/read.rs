@@ -307,6 +307,7 @@ impl Reader<'_> {
             "dlq_ttl",
             "retry",
             "storage_concurrency",
+            "max_body_bytes",
         ];
         let entries: &[Entry] = match section {
             Some(entry) => self.entries(&entry.value, "host"),
@@ -346,6 +347,7 @@ impl Reader<'_> {
             dlq_ttl: Some(Duration::from_secs(604_800)),
             retry: RetryPolicy::default(),
             storage_concurrency: 4,
+            max_body_bytes: 10 * 1024 * 1024,
         };
         let bind = setting("bind", Some("VCON_HOST_BIND"));
         let token = setting("api_token", Some("CONSERVER_API_TOKEN"));
@@ -360,6 +362,7 @@ impl Reader<'_> {
         let dlq_ttl = setting("dlq_ttl", Some("VCON_DLQ_EXPIRY"));
         let retry = setting("retry", None);
         let concurrency = setting("storage_concurrency", None);
+        let max_body = setting("max_body_bytes", Some("VCON_MAX_BODY_BYTES"));
 
         if let Some((node, key)) = bind {
             if let Some(bind) = self.text(&node, &key) {
@@ -434,6 +437,9 @@ impl Reader<'_> {
         }
         if let Some((node, key)) = retry {
             host.retry = self.retry(&node, &key);
+        }
+        if let Some((node, key)) = max_body {
+            host.max_body_bytes = self.count(&node, &key, 1).unwrap_or(host.max_body_bytes);
         }
         host
     }

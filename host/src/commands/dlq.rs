@@ -23,7 +23,8 @@ fn resolve(name: &str) -> (String, Option<&str>) {
     }
 }
 
-fn reason(entry: &ListEntry) -> String {
+/// Why a dead letter was dead-lettered, from its note (empty when it has none).
+pub fn reason(entry: &ListEntry) -> String {
     entry
         .note
         .as_deref()
@@ -52,25 +53,73 @@ pub fn replay(
     out: &mut dyn Write,
 ) -> Result<bool> {
     let (list, storage) = resolve(name);
-    let entries = broker.entries(&list, count)?;
     let Some(storage) = storage else {
         let ingress = list.trim_start_matches("DLQ:").to_owned();
-        for entry in &entries {
-            broker.finish(
-                std::slice::from_ref(&entry.id),
-                &broker::Finish {
-                    pushes: vec![(ingress.clone(), entry.uuid.clone())],
-                    dead_letters: Vec::new(),
-                },
-            )?;
-        }
-        writeln!(out, "moved {} from {list} back to {ingress}", entries.len())?;
+        let moved = requeue_ingress(broker, &ingress, count)?;
+        writeln!(out, "moved {moved} from {list} back to {ingress}")?;
         return Ok(true);
     };
+    let outcome = replay_storage(broker, pipeline, storage, count)?;
+    if let Some((uuid, err)) = &outcome.stopped_at {
+        writeln!(
+            out,
+            "replay of {uuid} into {storage} failed, stopping (it stays dead-lettered): {err}"
+        )?;
+        writeln!(out, "replayed {} of {}", outcome.replayed, outcome.taken)?;
+        return Ok(false);
+    }
+    writeln!(
+        out,
+        "replayed {} of {} into {storage}",
+        outcome.replayed, outcome.taken
+    )?;
+    Ok(true)
+}
+
+/// Moves up to `count` dead letters of an ingress list back onto it, oldest first, so the
+/// whole chain runs again (the Python server's `POST /dlq/reprocess`). Answers how many moved.
+pub fn requeue_ingress(broker: &dyn Broker, ingress: &str, count: usize) -> Result<usize> {
+    let list = broker::ingress_dlq(ingress);
+    let entries = broker.entries(&list, count)?;
+    for entry in &entries {
+        broker.finish(
+            std::slice::from_ref(&entry.id),
+            &broker::Finish {
+                pushes: vec![(ingress.to_owned(), entry.uuid.clone())],
+                dead_letters: Vec::new(),
+            },
+        )?;
+    }
+    Ok(entries.len())
+}
+
+/// What a storage replay did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageReplay {
+    /// Dead letters taken from the list.
+    pub taken: usize,
+    /// Written and removed from the list.
+    pub replayed: usize,
+    /// The uuid whose write failed, and why: the replay stops there and the rest stay.
+    pub stopped_at: Option<(String, String)>,
+}
+
+/// Re-runs only the failed storage write for up to `count` dead letters of `storage`, oldest
+/// first, stopping at the first failure (the upstream server's `POST /dlq/storage/reprocess`).
+/// Egress lists the chain still owed are pushed once no other storage write of the vCon is
+/// pending.
+pub fn replay_storage(
+    broker: &dyn Broker,
+    pipeline: &Pipeline,
+    storage: &str,
+    count: usize,
+) -> Result<StorageReplay> {
+    let list = broker::storage_dlq(storage);
     let handle = pipeline
         .storages
         .get(storage)
         .ok_or_else(|| super::vcons::unknown_storage(pipeline, storage))?;
+    let entries = broker.entries(&list, count)?;
     let mut replayed = 0usize;
     for entry in &entries {
         let vcon = broker
@@ -86,13 +135,11 @@ pub fn replay(
             })?;
         let record = crate::storages::record(&vcon);
         if let Err(err) = handle.with_permit(|s| s.save(&record)) {
-            writeln!(
-                out,
-                "replay of {} into {storage} failed, stopping (it stays dead-lettered): {err}",
-                entry.uuid
-            )?;
-            writeln!(out, "replayed {replayed} of {}", entries.len())?;
-            return Ok(false);
+            return Ok(StorageReplay {
+                taken: entries.len(),
+                replayed,
+                stopped_at: Some((entry.uuid.clone(), err.to_string())),
+            });
         }
         let owed = owed_egress(broker, entry, &list)?;
         broker.finish(
@@ -104,12 +151,11 @@ pub fn replay(
         )?;
         replayed += 1;
     }
-    writeln!(
-        out,
-        "replayed {replayed} of {} into {storage}",
-        entries.len()
-    )?;
-    Ok(true)
+    Ok(StorageReplay {
+        taken: entries.len(),
+        replayed,
+        stopped_at: None,
+    })
 }
 
 /// The egress lists a dead-lettered vCon still owes, once no other storage write of it is

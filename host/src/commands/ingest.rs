@@ -115,3 +115,83 @@ pub fn report(summary: &IngestSummary, lists: &[String], out: &mut dyn Write) ->
     )?;
     Ok(summary.refused.is_empty())
 }
+
+/// Where `ingest --url` sends documents, and with which key.
+#[derive(Debug, Clone)]
+pub struct HttpTarget {
+    /// The API's base URL, with its root path if it has one (`http://127.0.0.1:8000/api`).
+    pub url: String,
+    /// The API key, if the host wants one.
+    pub token: Option<String>,
+    /// The header carrying it (`x-conserver-api-token`).
+    pub header_name: String,
+}
+
+/// Sends every file to a running host's `POST /vcon` (one request each, as any client would),
+/// queued on `lists`. A document the host refuses is reported with its answer; an unreachable
+/// host or a refused key stops the run (nothing more could be accepted).
+pub fn ingest_http(
+    target: &HttpTarget,
+    files: &[PathBuf],
+    lists: &[String],
+    progress: bool,
+) -> Result<IngestSummary> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(60)))
+        .build()
+        .into();
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for list in lists {
+        query.append_pair("ingress_lists", list);
+    }
+    let query = query.finish();
+    let endpoint = format!(
+        "{}/vcon{}{query}",
+        target.url.trim_end_matches('/'),
+        if query.is_empty() { "" } else { "?" }
+    );
+    let bar = if progress {
+        ProgressBar::new(files.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut summary = IngestSummary::default();
+    for file in files {
+        bar.inc(1);
+        let bytes = match std::fs::read(file) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                summary
+                    .refused
+                    .push((file.clone(), format!("cannot read: {err}")));
+                continue;
+            }
+        };
+        let mut request = agent
+            .post(&endpoint)
+            .header("content-type", "application/json");
+        if let Some(token) = &target.token {
+            request = request.header(target.header_name.as_str(), token.as_str());
+        }
+        let mut response = request
+            .send(&bytes[..])
+            .map_err(|err| anyhow::anyhow!("cannot reach {}: {err}", target.url))?;
+        let status = response.status().as_u16();
+        match status {
+            200..=299 => summary.accepted += 1,
+            401 | 403 => bail!(
+                "{} refused the API key ({status}): give it with --token or CONSERVER_API_TOKEN",
+                target.url
+            ),
+            _ => {
+                let body = response.body_mut().read_to_string().unwrap_or_default();
+                summary
+                    .refused
+                    .push((file.clone(), format!("HTTP {status}: {body}")));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    Ok(summary)
+}

@@ -12,6 +12,7 @@ use anyhow::{anyhow, Context, Result};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::api::{self, ApiServer, ApiState};
 use crate::app;
 use crate::broker::Broker;
 use crate::pipeline::Pipeline;
@@ -26,6 +27,8 @@ pub struct RunRequest {
     pub plugin_dirs: Vec<PathBuf>,
     /// Worker count overriding `host.workers`.
     pub workers: Option<usize>,
+    /// Where the API listens, overriding `host.bind`.
+    pub bind: Option<String>,
 }
 
 fn build(config_path: &Path, plugin_dirs: &[PathBuf]) -> Result<Pipeline> {
@@ -37,6 +40,14 @@ fn build(config_path: &Path, plugin_dirs: &[PathBuf]) -> Result<Pipeline> {
 /// Runs until a stop signal, then lets every worker finish its batch.
 pub fn run(request: &RunRequest) -> Result<()> {
     let pipeline = build(&request.config, &request.plugin_dirs)?;
+    // Refuse an unsafe or malformed address before taking the broker or starting anything.
+    let bind = api::parse_bind(
+        request
+            .bind
+            .as_deref()
+            .unwrap_or(&pipeline.config.host.bind),
+    )?;
+    api::check_bind(&bind, &pipeline.config)?;
     let broker = app::open_broker_with(&pipeline.config, true)?;
     let recovered = broker
         .requeue_abandoned()
@@ -65,6 +76,27 @@ pub fn run(request: &RunRequest) -> Result<()> {
     )
     .context("starting workers")?;
     let janitor = spawn_janitor(Arc::clone(&broker), Arc::clone(&stop))?;
+    let config = Arc::clone(&shared.read().map_err(|_| anyhow!("pipeline lock poisoned"))?.config);
+    let api = match ApiServer::start(
+        ApiState {
+            broker: Arc::clone(&broker),
+            pipeline: Arc::clone(&shared),
+            config_path: request.config.clone(),
+            plugin_dirs: request.plugin_dirs.clone(),
+        },
+        bind,
+    ) {
+        Ok(api) => api,
+        Err(err) => {
+            stop.store(true, Ordering::Relaxed);
+            return Err(err);
+        }
+    };
+    eprintln!(
+        "vcon-host: API on http://{} (also under {})",
+        api.addr(),
+        config.host.root_path
+    );
 
     let mut signals =
         Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing signal handlers")?;
@@ -76,6 +108,9 @@ pub fn run(request: &RunRequest) -> Result<()> {
                 break;
             }
         }
+    }
+    if let Err(err) = api.stop() {
+        eprintln!("vcon-host: {err}");
     }
     stop.store(true, Ordering::Relaxed);
     for handle in handles {

@@ -71,7 +71,7 @@ pub fn delete(
 ) -> Result<bool> {
     let uuid = canonical_uuid(uuid)?;
     let mut removed = false;
-    if storage.is_none() && broker.delete_vcon(&uuid)? {
+    if storage.is_none() && broker.forget(&uuid)? {
         writeln!(out, "deleted {uuid} from the hot store")?;
         removed = true;
     }

@@ -2,6 +2,7 @@
 //! files, real SQLite files and directories.
 #![allow(clippy::unwrap_used)]
 
+mod api;
 mod chains_e2e;
 mod config_cli;
 mod plugins_cli;

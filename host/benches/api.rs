@@ -1,0 +1,291 @@
+//! `cargo xtask bench api`: `POST /vcon` throughput and latency against a real `vcon-host run`.
+//!
+//! The built binary runs the default chain (the `tag` link, the sqlite and file storages from
+//! `target/plugins`) on an empty scratch directory; clients on keep-alive connections post
+//! vCons with fresh uuids, each queued on the chain's ingress list, and the run counts only
+//! once every vCon has reached both storages (the egress list says so). For each set (the 601
+//! fake vCons, 1-10 KB; cat1, 270 KB) and 1, 8 and 64 concurrent clients it prints requests per
+//! second, p50 and p99 latency of the `POST`, and the end-to-end rate (posted and stored).
+//!
+//! The baseline the issue asks about: the same 5 KB vCon written straight into the embedded
+//! broker (`Broker::ingest`, one transaction, as `POST /vcon` does), in this process; the
+//! difference of the p50s is what the HTTP layer adds.
+//!
+//! Not criterion: a load generator with many clients is not a closure timed in a loop. Every
+//! figure comes from this file; `VCON_BENCH_REQUESTS` changes how many requests a run makes.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vcon_host::broker::{now_us, Broker, HotVcon, SqliteBroker};
+
+fn shared() -> PathBuf {
+    std::env::var_os("VCON_TEST_DATA").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vcons")),
+        PathBuf::from,
+    )
+}
+
+fn plugin_dir() -> PathBuf {
+    std::env::var_os("VCON_PLUGIN_DIR").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/plugins")),
+        PathBuf::from,
+    )
+}
+
+const CONFIG: &str = r#"
+host: { broker: ./broker.sqlite, workers: 2, batch_size: 32 }
+storages:
+  sqlite: { module: storage.sqlite, options: { path: ./vcons.sqlite } }
+  file: { module: storage.file, options: { path: ./vcons } }
+links:
+  tag: { module: links.tag, options: { tags: [bench] } }
+chains:
+  main: { links: [tag], storages: [sqlite, file], ingress_lists: [in], egress_lists: [out] }
+"#;
+
+/// A `vcon-host run` on a scratch directory.
+struct Host {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Host {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.yml"), CONFIG).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vcon-host"))
+            .args(["--config", "config.yml", "--plugin-dir"])
+            .arg(plugin_dir())
+            .args(["run", "--bind", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("vcon-host: API on http://") {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+                }
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        Self {
+            child,
+            base: format!("http://{addr}"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// `count` documents from `sources`, each with a fresh uuid (every occurrence replaced, so
+/// dialog references to it stay consistent).
+fn with_fresh_uuids(sources: &[Vec<u8>], count: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| {
+            let source = &sources[i % sources.len()];
+            let doc: serde_json::Value = serde_json::from_slice(source).unwrap();
+            let old = doc["uuid"].as_str().unwrap();
+            let new = uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 | i as u128)
+                .hyphenated()
+                .to_string();
+            String::from_utf8(source.clone())
+                .unwrap()
+                .replace(old, &new)
+                .into_bytes()
+        })
+        .collect()
+}
+
+fn fake_set() -> Vec<Vec<u8>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(shared().join("fake"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+fn cat1() -> Vec<Vec<u8>> {
+    vec![std::fs::read(shared().join("reference-fixtures/valid/cat1_vcon.json")).unwrap()]
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+/// What one run measured.
+struct Figures {
+    posts_per_s: f64,
+    p50: Duration,
+    p99: Duration,
+    stored_per_s: f64,
+}
+
+fn run(docs: Vec<Vec<u8>>, clients: usize) -> Figures {
+    let host = Host::start();
+    let total = docs.len();
+    let docs = Arc::new(docs);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let url = format!("{}/api/vcon?ingress_lists=in", host.base);
+    let started = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let (docs, next, url) = (Arc::clone(&docs), Arc::clone(&next), url.clone());
+            std::thread::spawn(move || {
+                let agent = agent();
+                let mut latencies = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(doc) = docs.get(i) else {
+                        return latencies;
+                    };
+                    let sent = Instant::now();
+                    let response = agent
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .send(&doc[..])
+                        .unwrap();
+                    assert_eq!(response.status().as_u16(), 201);
+                    latencies.push(sent.elapsed());
+                }
+            })
+        })
+        .collect();
+    let mut latencies: Vec<Duration> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let posted = started.elapsed();
+    // Stored: every vCon is on the egress list once both storages have it.
+    let agent = agent();
+    let count_url = format!("{}/api/vcon/count?egress_list=out", host.base);
+    loop {
+        let mut response = agent.get(&count_url).call().unwrap();
+        let n: usize = response.body_mut().read_to_string().unwrap().parse().unwrap();
+        if n >= total {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(600), "the chain stalled at {n}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stored = started.elapsed();
+    latencies.sort();
+    Figures {
+        posts_per_s: total as f64 / posted.as_secs_f64(),
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+        stored_per_s: total as f64 / stored.as_secs_f64(),
+    }
+}
+
+/// p50 of `Broker::ingest` of one ~5 KB vCon into the embedded broker, in process.
+fn broker_write_p50(doc: &[u8]) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = SqliteBroker::open(&dir.path().join("broker.sqlite")).unwrap();
+    let docs = with_fresh_uuids(&[doc.to_vec()], 2000);
+    let lists = vec!["in".to_owned()];
+    let mut times: Vec<Duration> = docs
+        .into_iter()
+        .map(|bytes| {
+            let vcon = HotVcon::from_json(bytes.into(), now_us()).unwrap();
+            let started = Instant::now();
+            broker.ingest(&[vcon], &lists, None).unwrap();
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    percentile(&times, 0.5)
+}
+
+fn micros(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    assert!(
+        plugin_dir().join("libvcon_storage_sqlite.so").is_file(),
+        "plugins missing: run `cargo xtask bench api` (it builds them)"
+    );
+    let requests: usize = std::env::var("VCON_BENCH_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
+    let fake = fake_set();
+    // The fake vCon nearest 5 KB, for the baseline.
+    let five_kb = fake
+        .iter()
+        .min_by_key(|d| d.len().abs_diff(5 * 1024))
+        .unwrap()
+        .clone();
+    println!(
+        "POST /vcon into the default chain (tag link; sqlite + file storages), {} requests per run",
+        requests
+    );
+    println!(
+        "{:<6} {:>8} {:>12} {:>10} {:>10} {:>14}",
+        "set", "clients", "posts/s", "p50", "p99", "stored/s"
+    );
+    let mut one_client_5kb_p50 = None;
+    for (name, sources, count) in [
+        ("5kb", vec![five_kb.clone()], requests),
+        ("fake", fake.clone(), requests),
+        ("cat1", cat1(), (requests / 10).max(50)),
+    ] {
+        for clients in [1, 8, 64] {
+            let figures = run(with_fresh_uuids(&sources, count), clients);
+            if name == "5kb" && clients == 1 {
+                one_client_5kb_p50 = Some(figures.p50);
+            }
+            println!(
+                "{:<6} {:>8} {:>12.0} {:>10} {:>10} {:>14.0}",
+                name,
+                clients,
+                figures.posts_per_s,
+                micros(figures.p50),
+                micros(figures.p99),
+                figures.stored_per_s
+            );
+        }
+    }
+    let broker = broker_write_p50(&five_kb);
+    if let Some(http) = one_client_5kb_p50 {
+        println!(
+            "5 KB vCon ({} bytes): broker write p50 {}, POST /vcon p50 {} (1 client): the API adds {}",
+            five_kb.len(),
+            micros(broker),
+            micros(http),
+            micros(http.saturating_sub(broker))
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! The HTTP API: the Python vCon Server's endpoints, paths, parameters, status codes and auth
+//! header, served by `vcon-host run` beside the chain workers.
+//!
+//! - [`routes`] builds the router: every route answers with and without the root path
+//!   (`/api`), as the Python server's do;
+//! - [`auth`] checks `x-conserver-api-token` (and the per-list keys of `ingress_auth`) in
+//!   constant time; with no token configured the API is open, which [`check_bind`] only allows
+//!   on a loopback address;
+//! - [`vcons`], [`lists`] and [`admin`] are the handlers; [`error`] is the JSON error body
+//!   (`{"detail": ...}`, FastAPI's shape, so clients that read `detail` keep working);
+//! - [`openapi`] is the OpenAPI document generated from the handlers' annotations.
+//!
+//! Handlers call the synchronous broker and storages on tokio's blocking pool: the embedded
+//! broker answers in microseconds, but a storage read-back can take a network round trip.
+//!
+//! Where vcon-host differs from the Python server on purpose (each a fix of its section 9):
+//! `GET /vcon/count` is reachable; `DELETE /vcon/{uuid}` also removes the listing and search
+//! entries; `GET /config` redacts secrets; `POST /config` validates and never installs or runs
+//! anything; the external-ingress key is checked before the body is read; search intersects
+//! every term (an unmatched term empties the answer) and its index does not expire after a day;
+//! `POST /vcon` answers the document as stored (the Python server answers its pydantic dump
+//! with `null`-filled optional fields).
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod lists;
+pub mod openapi;
+pub mod routes;
+pub mod server;
+pub mod vcons;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use host_config::Config;
+
+use crate::broker::Broker;
+use crate::pipeline::Pipeline;
+use crate::worker::SharedPipeline;
+
+pub use error::ApiError;
+pub use routes::router;
+pub use server::ApiServer;
+
+/// What the handlers share: the broker, the running pipeline (swapped on reload), and where
+/// the config came from (for `GET`/`POST /config`).
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    /// The broker.
+    pub broker: Arc<dyn Broker>,
+    /// The pipeline the workers run; its config holds the tokens, so a reload applies to both.
+    pub pipeline: SharedPipeline,
+    /// The config file.
+    pub config_path: PathBuf,
+    /// Extra plugin directories from the command line (for `POST /config`'s reload).
+    pub plugin_dirs: Vec<PathBuf>,
+}
+
+impl ApiState {
+    /// The pipeline as it is now.
+    pub fn pipeline(&self) -> Arc<Pipeline> {
+        Arc::clone(
+            &self
+                .pipeline
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// The config as it is now.
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.pipeline().config)
+    }
+}
+
+/// Runs a blocking broker or storage call on tokio's blocking pool.
+pub(crate) async fn blocking<T, F>(call: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|err| ApiError::internal(format!("the request's worker failed: {err}")))?
+}
+
+/// Refuses to serve an address other than loopback without an API token: the Python server
+/// leaves every route open when no token is configured, which on a public address gives anyone
+/// every vCon.
+pub fn check_bind(bind: &SocketAddr, config: &Config) -> Result<()> {
+    if config.host.api_tokens.is_empty() && !bind.ip().is_loopback() {
+        bail!(
+            "refusing to serve the API on {bind} without an API token: anyone who can reach it \
+             could read and delete every vCon. Set host.api_token (or CONSERVER_API_TOKEN / \
+             CONSERVER_API_TOKEN_FILE), or bind to 127.0.0.1"
+        );
+    }
+    Ok(())
+}
+
+/// Parses a bind address (`127.0.0.1:8000`, `[::1]:8000`, `0.0.0.0:8000`).
+pub fn parse_bind(text: &str) -> Result<SocketAddr> {
+    text.parse().with_context(|| {
+        format!("`{text}` is not an address to listen on (expected IP:PORT, e.g. 127.0.0.1:8000)")
+    })
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then lets requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let root_path = state.config().host.root_path.clone();
+    axum::serve(listener, router(state, &root_path))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

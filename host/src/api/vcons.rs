@@ -1,0 +1,356 @@
+//! The vCon endpoints: create, read (one, many, listing, search), delete, external ingress.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::routes::Params;
+use super::{auth, blocking, ApiError, ApiState};
+use crate::broker::{now_us, HotVcon, ListingPage};
+
+/// Reads a request body up to `limit` bytes (`413` beyond), after the handler has checked
+/// what it must check first (the external-ingress key).
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|err| {
+        let too_large = std::error::Error::source(&err)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::too_large(limit)
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("could not read the request body: {err}"),
+            )
+        }
+    })
+}
+
+/// A vCon from the request body: validated, index fields extracted.
+fn parse_vcon(bytes: &Bytes) -> Result<HotVcon, ApiError> {
+    HotVcon::from_json(Arc::from(bytes.as_ref()), now_us())
+        .map_err(|err| ApiError::invalid_vcon(&err))
+}
+
+/// The canonical form of a uuid from the path or query (`422` when it is not one), so nothing
+/// else ever reaches a key, a path or a query.
+pub(crate) fn uuid_param(place: &str, name: &str, text: &str) -> Result<String, ApiError> {
+    uuid::Uuid::try_parse(text)
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|err| ApiError::bad_param(place, name, format!("`{text}` is not a UUID: {err}")))
+}
+
+/// A JSON answer from bytes already serialised (a stored vCon is answered as stored).
+fn json_bytes(status: StatusCode, bytes: impl Into<Body>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        bytes.into(),
+    )
+        .into_response()
+}
+
+/// Creates a vCon: stores it in the hot store (time to live `host.hot_ttl`), lists it, indexes
+/// its parties, and queues it on every `ingress_lists` given, in one broker transaction.
+#[utoipa::path(
+    post, path = "/vcon", tag = "vcons",
+    params(("ingress_lists" = Option<Vec<String>>, Query, explode, description = "Lists to queue the vCon on (repeatable)")),
+    request_body(content = super::openapi::VconDocument, description = "A vCon"),
+    responses(
+        (status = 201, description = "Stored; the document as stored", body = super::openapi::VconDocument),
+        (status = 403, description = "Missing or wrong API key", body = super::openapi::ErrorBody),
+        (status = 413, description = "Body over host.max_body_bytes", body = super::openapi::ErrorBody),
+        (status = 422, description = "Malformed JSON or an invalid vCon", body = super::openapi::ErrorBody),
+    )
+)]
+pub async fn create(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref());
+    let lists: Vec<String> = params
+        .all("ingress_lists")
+        .into_iter()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let config = state.config();
+    let bytes = read_body(body, config.host.max_body_bytes).await?;
+    let vcon = parse_vcon(&bytes)?;
+    let ttl = config.host.hot_ttl;
+    let broker = Arc::clone(&state.broker);
+    blocking(move || Ok(broker.ingest(&[vcon], &lists, ttl)?)).await?;
+    Ok(json_bytes(StatusCode::CREATED, bytes))
+}
+
+/// Takes a vCon from a partner: the key must be one of `ingress_auth[ingress_list]` (checked
+/// before the body is read), then it is stored and queued on that list.
+#[utoipa::path(
+    post, path = "/vcon/external-ingress", tag = "vcons",
+    params(("ingress_list" = String, Query, description = "The ingress list, with keys in ingress_auth")),
+    request_body(content = super::openapi::VconDocument, description = "A vCon"),
+    responses(
+        (status = 204, description = "Stored and queued"),
+        (status = 403, description = "Missing key, list not configured, or wrong key", body = super::openapi::ErrorBody),
+        (status = 413, description = "Body over host.max_body_bytes", body = super::openapi::ErrorBody),
+        (status = 422, description = "Missing ingress_list, malformed JSON or an invalid vCon", body = super::openapi::ErrorBody),
+    ),
+    security(("ingress_key" = []))
+)]
+pub async fn external_ingress(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let params = Params::parse(query.as_deref());
+    let list = params.required("ingress_list")?.to_owned();
+    let config = state.config();
+    auth::check_ingress_key(
+        &headers,
+        &config.host.header_name,
+        &config.ingress_auth,
+        &list,
+    )?;
+    let bytes = read_body(body, config.host.max_body_bytes).await?;
+    let vcon = parse_vcon(&bytes)?;
+    let ttl = config.host.hot_ttl;
+    let broker = Arc::clone(&state.broker);
+    blocking(move || Ok(broker.ingest(&[vcon], &[list], ttl)?)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Finds vCons: the hot store first, then the storages in config order for the misses (a hit
+/// is put back in the hot store, as the Python server does). `None` for each one found nowhere.
+fn find(state: &ApiState, uuids: &[String]) -> Result<Vec<Option<Arc<[u8]>>>, ApiError> {
+    let keys: Vec<&str> = uuids.iter().map(String::as_str).collect();
+    let hot = state.broker.get_vcons(&keys)?;
+    let pipeline = state.pipeline();
+    let mut recached = Vec::new();
+    let found = hot
+        .into_iter()
+        .zip(uuids)
+        .map(|(hit, uuid)| match hit {
+            Some(vcon) => Some(vcon.json),
+            None => crate::worker::read_back(&pipeline, uuid).map(|vcon| {
+                let json = Arc::clone(&vcon.json);
+                recached.push(vcon);
+                json
+            }),
+        })
+        .collect();
+    if !recached.is_empty() {
+        if let Err(err) = state
+            .broker
+            .ingest(&recached, &[], pipeline.config.host.hot_ttl)
+        {
+            tracing::warn!("could not put vCons read from storage back in the hot store: {err}");
+        }
+    }
+    Ok(found)
+}
+
+/// One vCon: from the hot store, else the first storage (in config order) that has it.
+#[utoipa::path(
+    get, path = "/vcon/{uuid}", tag = "vcons",
+    params(("uuid" = String, Path, description = "The vCon's uuid")),
+    responses(
+        (status = 200, description = "The vCon", body = super::openapi::VconDocument),
+        (status = 403, description = "Missing or wrong API key", body = super::openapi::ErrorBody),
+        (status = 404, description = "In no store", body = super::openapi::ErrorBody),
+        (status = 422, description = "Not a UUID", body = super::openapi::ErrorBody),
+    )
+)]
+pub async fn get_one(
+    State(state): State<ApiState>,
+    Path(uuid): Path<String>,
+) -> Result<Response, ApiError> {
+    let uuid = uuid_param("path", "uuid", &uuid)?;
+    let found = blocking(move || find(&state, &[uuid])).await?;
+    match found.into_iter().next().flatten() {
+        Some(json) => Ok(json_bytes(StatusCode::OK, Bytes::from_owner(json))),
+        None => Err(ApiError::not_found("vCon not found")),
+    }
+}
+
+/// Many vCons, in the order asked, `null` for each one found nowhere.
+#[utoipa::path(
+    get, path = "/vcons", tag = "vcons",
+    params(("vcon_uuids" = Vec<String>, Query, explode, description = "uuids (repeatable)")),
+    responses(
+        (status = 200, description = "The vCons, null for misses", body = Vec<Option<super::openapi::VconDocument>>),
+        (status = 403, description = "Missing or wrong API key", body = super::openapi::ErrorBody),
+        (status = 422, description = "No uuid given, or one is not a UUID", body = super::openapi::ErrorBody),
+    )
+)]
+pub async fn get_many(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref());
+    let asked = params.all("vcon_uuids");
+    if asked.is_empty() {
+        // The Python server answers 500 here; a missing parameter is the client's to fix.
+        return Err(ApiError::bad_param("query", "vcon_uuids", "Field required"));
+    }
+    let uuids = asked
+        .iter()
+        .map(|u| uuid_param("query", "vcon_uuids", u))
+        .collect::<Result<Vec<_>, _>>()?;
+    let found = blocking(move || find(&state, &uuids)).await?;
+    // The stored documents are spliced in as they are: no parse, no re-serialisation.
+    let mut body = Vec::with_capacity(found.iter().flatten().map(|j| j.len() + 1).sum::<usize>() + 2);
+    body.push(b'[');
+    for (i, json) in found.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(json.as_deref().unwrap_or(b"null"));
+    }
+    body.push(b']');
+    Ok(json_bytes(StatusCode::OK, body))
+}
+
+/// A `since`/`until` bound: RFC 3339, or a date-time without offset read as UTC (the Python
+/// server reads it in the server's local zone), or seconds since the epoch.
+fn time_param(params: &Params, name: &str) -> Result<Option<i64>, ApiError> {
+    let Some(text) = params.get(name) else {
+        return Ok(None);
+    };
+    let micros = chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_micros())
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+                .map(|t| t.and_utc().timestamp_micros())
+        })
+        .or_else(|_| {
+            text.parse::<f64>()
+                .map(|s| (s * 1_000_000.0) as i64)
+                .map_err(|_| ())
+        })
+        .map_err(|()| {
+            ApiError::bad_param(
+                "query",
+                name,
+                format!("`{text}` is not a date-time (e.g. 2024-03-01T12:00:00Z)"),
+            )
+        })?;
+    Ok(Some(micros))
+}
+
+/// The uuids of vCons ever created (and not deleted), newest `created_at` first, a page at a
+/// time.
+#[utoipa::path(
+    get, path = "/vcon", tag = "vcons",
+    params(
+        ("page" = Option<u64>, Query, description = "Page, from 1 (default 1)"),
+        ("size" = Option<u64>, Query, description = "Page size, 1..10000 (default 50)"),
+        ("since" = Option<String>, Query, description = "Only created at or after (date-time)"),
+        ("until" = Option<String>, Query, description = "Only created at or before (date-time)"),
+    ),
+    responses(
+        (status = 200, description = "uuids, newest first", body = Vec<String>),
+        (status = 403, description = "Missing or wrong API key", body = super::openapi::ErrorBody),
+        (status = 422, description = "A bad parameter", body = super::openapi::ErrorBody),
+    )
+)]
+pub async fn list_uuids(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+) -> Result<axum::Json<Vec<String>>, ApiError> {
+    let params = Params::parse(query.as_deref());
+    let page = params.number("page", 1, 1, u64::from(u32::MAX))?;
+    let size = params.number("size", 50, 1, 10_000)?;
+    let listing = ListingPage {
+        since_us: time_param(&params, "since")?,
+        until_us: time_param(&params, "until")?,
+        offset: (page - 1).saturating_mul(size),
+        limit: size,
+    };
+    let broker = Arc::clone(&state.broker);
+    let uuids = blocking(move || Ok(broker.list_uuids(&listing)?)).await?;
+    Ok(axum::Json(uuids))
+}
+
+/// The uuids of vCons with a party matching every term given (exact strings).
+#[utoipa::path(
+    get, path = "/vcons/search", tag = "vcons",
+    params(
+        ("tel" = Option<String>, Query, description = "A party's tel"),
+        ("mailto" = Option<String>, Query, description = "A party's mailto"),
+        ("name" = Option<String>, Query, description = "A party's name"),
+    ),
+    responses(
+        (status = 200, description = "Matching uuids", body = Vec<String>),
+        (status = 400, description = "No search term given", body = super::openapi::ErrorBody),
+        (status = 403, description = "Missing or wrong API key", body = super::openapi::ErrorBody),
+    )
+)]
+pub async fn search(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+) -> Result<axum::Json<Vec<String>>, ApiError> {
+    let params = Params::parse(query.as_deref());
+    let keys: Vec<String> = ["tel", "mailto", "name"]
+        .into_iter()
+        .filter_map(|kind| params.get(kind).map(|v| format!("{kind}:{v}")))
+        .collect();
+    if keys.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "At least one search parameter (tel, mailto or name) must be provided",
+        ));
+    }
+    let broker = Arc::clone(&state.broker);
+    let uuids = blocking(move || Ok(broker.search(&keys)?)).await?;
+    Ok(axum::Json(uuids))
+}
+
+/// Deletes a vCon from the hot store, the listing, the search index and every storage that
+/// can delete. `204` even when it was nowhere (as the Python server); `500` naming the
+/// storages whose delete failed.
+#[utoipa::path(
+    delete, path = "/vcon/{uuid}", tag = "vcons",
+    params(("uuid" = String, Path, description = "The vCon's uuid")),
+    responses(
+        (status = 204, description = "Gone from every store"),
+        (status = 403, description = "Missing or wrong API key", body = super::openapi::ErrorBody),
+        (status = 422, description = "Not a UUID", body = super::openapi::ErrorBody),
+        (status = 500, description = "A storage's delete failed (the others stand)", body = super::openapi::ErrorBody),
+    )
+)]
+pub async fn delete_one(
+    State(state): State<ApiState>,
+    Path(uuid): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let uuid = uuid_param("path", "uuid", &uuid)?;
+    blocking(move || {
+        state.broker.forget(&uuid)?;
+        let pipeline = state.pipeline();
+        let failures: Vec<String> = pipeline
+            .storages
+            .iter()
+            .filter(|s| {
+                s.instance()
+                    .capabilities()
+                    .contains(plugin_loader::Capabilities::DELETE)
+            })
+            .filter_map(|s| match s.with_permit(|i| i.delete(&uuid)) {
+                Ok(_) => None,
+                Err(err) => Some(format!("{}: {err}", s.name())),
+            })
+            .collect();
+        if failures.is_empty() {
+            Ok(StatusCode::NO_CONTENT)
+        } else {
+            Err(ApiError::internal(format!(
+                "deleted {uuid} from the hot store, but not from {}",
+                failures.join("; ")
+            )))
+        }
+    })
+    .await
+}

@@ -1,0 +1,569 @@
+//! The HTTP API of a real `vcon-host run`, over real HTTP: every endpoint, every error status,
+//! every answer checked against the OpenAPI document the host serves, and a client written for
+//! the Python server (its documentation's curl examples) run unchanged.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::{run, shared_vcons, stop, Scratch};
+
+const TOKEN: &str = "test-token-3f9a";
+const PARTNER_KEY: &str = "partner-key-77";
+
+/// The chain of the default config, plus a chain whose only storage is a webhook nobody
+/// listens on (its writes dead-letter), a token, a partner key, a small body limit and a short
+/// hot-store time to live (so reads fall back to the storages).
+const CONFIG: &str = r#"
+host:
+  broker: ./data/broker.sqlite
+  workers: 2
+  batch_size: 8
+  api_token: test-token-3f9a
+  hot_ttl: 2s
+  max_body_bytes: 65536
+  retry: { max_attempts: 2, initial_backoff: 10ms, max_backoff: 20ms }
+storages:
+  sqlite:
+    module: storage.sqlite
+    options: { path: ./data/vcons.sqlite }
+  file:
+    module: storage.file
+    options: { path: ./data/vcons }
+  hook:
+    module: storage.webhook
+    options: { base_url: "http://127.0.0.1:9/nowhere", timeout: 1, retries: 0 }
+links:
+  tag:
+    module: links.tag
+    options: { tags: [api-test] }
+chains:
+  main:
+    links: [tag]
+    storages: [sqlite, file]
+    ingress_lists: [default_ingress]
+    egress_lists: [default_egress]
+  hooked:
+    links: []
+    storages: [hook]
+    ingress_lists: [hook_in]
+ingress_auth:
+  partner_list: [partner-key-77]
+"#;
+
+/// A running host and the address its API answers on.
+struct ApiHost {
+    child: Option<Child>,
+    base: String,
+}
+
+impl ApiHost {
+    /// Starts `vcon-host run --bind 127.0.0.1:0` and reads the port it picked from its log.
+    fn start(scratch: &Scratch) -> Self {
+        let mut child = scratch
+            .host()
+            .args(["run", "--bind", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[host] {line}");
+                if let Some(rest) = line.strip_prefix("vcon-host: API on http://") {
+                    let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the host did not report its API address");
+        Self {
+            child: Some(child),
+            base: format!("http://{addr}"),
+        }
+    }
+
+    fn stop(mut self) {
+        stop(self.child.take().unwrap());
+    }
+}
+
+impl Drop for ApiHost {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One answer, kept for the OpenAPI check.
+#[derive(Debug, Clone)]
+struct Answer {
+    method: String,
+    path: String,
+    status: u16,
+    content_type: String,
+    text: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("{} {}: not JSON ({e}): {}", self.method, self.path, self.text))
+    }
+
+    fn detail(&self) -> Value {
+        self.json()["detail"].clone()
+    }
+}
+
+/// A client that records every answer.
+struct Client {
+    agent: ureq::Agent,
+    base: String,
+    answers: Vec<Answer>,
+}
+
+impl Client {
+    fn new(base: &str) -> Self {
+        Self {
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into(),
+            base: base.to_owned(),
+            answers: Vec::new(),
+        }
+    }
+
+    fn call(&mut self, method: &str, path: &str, key: Option<&str>, body: Option<&[u8]>) -> Answer {
+        let url = format!("{}{path}", self.base);
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("content-type", "application/json");
+        let request = match key {
+            Some(key) => request.header("x-conserver-api-token", key),
+            None => request,
+        };
+        let mut response = self
+            .agent
+            .run(request.body(body.unwrap_or_default().to_vec()).unwrap())
+            .unwrap();
+        let answer = Answer {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            status: response.status().as_u16(),
+            content_type: response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned(),
+            text: response
+                .body_mut()
+                .with_config()
+                .limit(64 * 1024 * 1024)
+                .read_to_string()
+                .unwrap(),
+        };
+        self.answers.push(answer.clone());
+        answer
+    }
+
+    fn get(&mut self, path: &str) -> Answer {
+        self.call("GET", path, Some(TOKEN), None)
+    }
+
+    fn post(&mut self, path: &str, body: &[u8]) -> Answer {
+        self.call("POST", path, Some(TOKEN), Some(body))
+    }
+
+    fn delete(&mut self, path: &str) -> Answer {
+        self.call("DELETE", path, Some(TOKEN), None)
+    }
+
+    fn wait_for(&mut self, what: &str, mut done: impl FnMut(&mut Self) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn fake_docs(n: usize) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(shared_vcons().join("fake"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .take(n)
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            let doc: Value = serde_json::from_slice(&bytes).unwrap();
+            (doc["uuid"].as_str().unwrap().to_owned(), bytes)
+        })
+        .collect()
+}
+
+fn strings(answer: &Answer) -> Vec<String> {
+    serde_json::from_value(answer.json()).unwrap()
+}
+
+#[test]
+fn every_endpoint_answers_with_the_python_servers_statuses_and_the_documented_shapes() {
+    let scratch = Scratch::with_config(CONFIG);
+    let host = ApiHost::start(&scratch);
+    let mut c = Client::new(&host.base);
+    let docs = fake_docs(3);
+    let (uuid, bytes) = &docs[0];
+
+    // Auth: the Python server's 403 for a missing or wrong key; public routes stay open.
+    let answer = c.call("GET", "/vcon", None, None);
+    assert_eq!((answer.status, answer.detail()), (403, json!("Invalid API Key")));
+    let answer = c.call("GET", "/api/vcon", Some("wrong"), None);
+    assert_eq!((answer.status, answer.detail()), (403, json!("Invalid API Key")));
+    for public in ["/health", "/version", "/stats/queue?list_name=x", "/metrics", "/openapi.json"] {
+        assert_eq!(c.call("GET", public, None, None).status, 200, "{public}");
+    }
+    let health = c.call("GET", "/api/health", None, None).json();
+    assert_eq!(health["status"], "healthy");
+
+    // Create: 201 and the document as stored, queued for the chain (with and without /api).
+    let created = c.post("/vcon?ingress_lists=default_ingress", bytes);
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(created.text.as_bytes(), &bytes[..]);
+    for (_, other) in &docs[1..] {
+        assert_eq!(c.post("/api/vcon?ingress_lists=default_ingress", other).status, 201);
+    }
+    // Every one reaches both storages, then the egress list (popped newest first).
+    c.wait_for("three vCons on the egress list", |c| {
+        c.get("/vcon/count?egress_list=default_egress").json() == json!(3)
+    });
+    assert_eq!(scratch.sqlite_rows(), 3);
+    assert_eq!(scratch.stored_files().len(), 3);
+    let popped = strings(&c.get("/vcon/egress?egress_list=default_egress&limit=2"));
+    assert_eq!(popped.len(), 2);
+    assert_eq!(c.get("/vcon/count?egress_list=default_egress").json(), json!(1));
+    assert_eq!(
+        c.get("/stats/queue?list_name=default_egress").json(),
+        json!({"list_name": "default_egress", "depth": 1})
+    );
+    assert_eq!(c.get("/vcon/egress").status, 422, "egress_list is required");
+
+    // Read one: the hot copy, then (after its 2 s time to live) the storages' copy.
+    let one = c.get(&format!("/vcon/{uuid}"));
+    assert_eq!(one.status, 200);
+    assert_eq!(one.json()["uuid"], json!(uuid));
+    std::thread::sleep(Duration::from_millis(2500));
+    let from_storage = c.get(&format!("/api/vcon/{uuid}"));
+    assert_eq!(from_storage.status, 200, "read back from a storage");
+    assert_eq!(from_storage.json()["uuid"], json!(uuid));
+    let missing = "00000000-0000-4000-8000-000000000000";
+    let answer = c.get(&format!("/vcon/{missing}"));
+    assert_eq!((answer.status, answer.detail()), (404, json!("vCon not found")));
+    assert_eq!(c.get("/vcon/not-a-uuid").status, 422);
+
+    // Many, in the order asked, null for a miss.
+    let many = c.get(&format!("/vcons?vcon_uuids={uuid}&vcon_uuids={missing}")).json();
+    assert_eq!(many[0]["uuid"], json!(uuid));
+    assert_eq!(many[1], Value::Null);
+    assert_eq!(c.get("/vcons").status, 422);
+
+    // Listing: newest created_at first, paged.
+    let all = strings(&c.get("/vcon?size=50"));
+    assert_eq!(all.len(), 3);
+    let page2 = strings(&c.get("/vcon?page=2&size=2"));
+    assert_eq!(page2, all[2..].to_vec());
+    assert_eq!(c.get("/vcon?since=not-a-date").status, 422);
+    assert!(strings(&c.get("/vcon?since=2999-01-01T00:00:00Z")).is_empty());
+
+    // Search by party.
+    let doc: Value = serde_json::from_slice(bytes).unwrap();
+    let party = doc["parties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["mailto"].as_str().is_some_and(|m| !m.is_empty()))
+        .unwrap();
+    let mailto = party["mailto"].as_str().unwrap();
+    let found = strings(&c.get(&format!("/vcons/search?mailto={mailto}")));
+    assert!(found.contains(uuid), "{found:?}");
+    let answer = c.get("/vcons/search");
+    assert_eq!(answer.status, 400);
+
+    // Bad bodies: malformed JSON, an invalid vCon (with the reason), too large.
+    let answer = c.post("/vcon", b"{not json");
+    assert_eq!(answer.status, 422);
+    assert_eq!(answer.detail()[0]["type"], "json_invalid");
+    let answer = c.post("/vcon", br#"{"uuid": "nope", "dialog": [{"duration": -1}]}"#);
+    assert_eq!(answer.status, 422);
+    assert!(answer.text.contains("duration"), "{}", answer.text);
+    let huge = format!(
+        r#"{{"uuid":"{missing}","subject":"{}"}}"#,
+        "x".repeat(100 * 1024)
+    );
+    let answer = c.post("/vcon", huge.as_bytes());
+    assert_eq!(answer.status, 413, "{}", answer.text);
+
+    // Push known uuids to an ingress list (unknown ones skipped).
+    let answer = c.post(
+        "/vcon/ingress?ingress_list=default_ingress",
+        format!(r#"["{uuid}", "{missing}"]"#).as_bytes(),
+    );
+    assert_eq!(answer.status, 204, "{}", answer.text);
+    c.wait_for("the re-queued vCon on the egress list", |c| {
+        c.get("/vcon/count?egress_list=default_egress").json() == json!(2)
+    });
+    assert_eq!(c.post("/vcon/ingress", b"[]").status, 422, "ingress_list is required");
+    assert_eq!(
+        c.post("/vcon/ingress?ingress_list=x", br#"["nope"]"#).status,
+        422
+    );
+
+    // External ingress: the partner's key for its list only, checked before the body.
+    let partner = |c: &mut Client, list: &str, key: Option<&str>, body: &[u8]| {
+        c.call("POST", &format!("/vcon/external-ingress?ingress_list={list}"), key, Some(body))
+    };
+    let (_, second) = &docs[1];
+    let answer = partner(&mut c, "partner_list", None, second);
+    assert_eq!((answer.status, answer.detail()), (403, json!("API Key required")));
+    let answer = partner(&mut c, "partner_list", Some(TOKEN), second);
+    assert_eq!(
+        (answer.status, answer.detail()),
+        (403, json!("Invalid API Key for ingress list 'partner_list'"))
+    );
+    let answer = partner(&mut c, "other", Some(PARTNER_KEY), b"not even read");
+    assert_eq!(
+        (answer.status, answer.detail()),
+        (403, json!("Ingress list 'other' not configured"))
+    );
+    assert_eq!(partner(&mut c, "partner_list", Some(PARTNER_KEY), second).status, 204);
+    assert_eq!(c.get("/stats/queue?list_name=partner_list").json()["depth"], json!(1));
+    assert_eq!(partner(&mut c, "partner_list", Some(PARTNER_KEY), b"{").status, 422);
+
+    // A storage that cannot be written: its dead letters, and a replay that stops.
+    let (third_uuid, third) = &docs[2];
+    assert_eq!(c.post("/vcon?ingress_lists=hook_in", third).status, 201);
+    c.wait_for("a storage dead letter", |c| {
+        c.get("/dlq/storage?storage_name=hook").json().as_array().is_some_and(|a| !a.is_empty())
+    });
+    let dead = c.get("/dlq/storage?storage_name=hook").json();
+    assert_eq!(dead[0]["uuid"], json!(third_uuid));
+    assert!(!dead[0]["reason"].as_str().unwrap().is_empty());
+    assert_eq!(c.post("/dlq/storage/reprocess?storage_name=hook&count=10", b"").json(), json!(0));
+    assert_eq!(c.get("/dlq/storage?storage_name=nope").status, 404);
+    assert_eq!(c.post("/dlq/storage/reprocess?storage_name=nope", b"").status, 404);
+    assert_eq!(c.get("/dlq?ingress_list=default_ingress").json(), json!([]));
+    assert_eq!(c.post("/dlq/reprocess?ingress_list=default_ingress", b"").json(), json!(0));
+    assert_eq!(c.post("/dlq/reprocess?ingress_list=x&count=0", b"").status, 422);
+
+    // Config: secrets redacted; a change of host settings or code loading refused.
+    let config = c.get("/config");
+    assert_eq!(config.status, 200);
+    assert!(!config.text.contains(TOKEN), "{}", config.text);
+    assert!(!config.text.contains(PARTNER_KEY), "{}", config.text);
+    let answer = c.post("/config", br#"{"host": {"broker": "/tmp/x"}, "imports": {"x": "os"}}"#);
+    assert_eq!(answer.status, 422, "{}", answer.text);
+    let answer = c.post("/config", br#"{"chains": {"c": {"storages": ["missing"]}}}"#);
+    assert_eq!(answer.status, 422, "an invalid config is refused: {}", answer.text);
+    let before = std::fs::read_to_string(scratch.path().join("config.yml")).unwrap();
+    let mut new_config: Value = serde_json::to_value(
+        serde_yaml::from_str::<Value>(&before).unwrap(),
+    )
+    .unwrap();
+    new_config.as_object_mut().unwrap().remove("host");
+    new_config["links"]["tag"]["options"]["tags"] = json!(["changed"]);
+    let answer = c.post("/config", new_config.to_string().as_bytes());
+    assert_eq!(answer.status, 204, "{}", answer.text);
+    let after = std::fs::read_to_string(scratch.path().join("config.yml")).unwrap();
+    assert!(after.contains("changed"), "{after}");
+    assert!(after.contains("max_body_bytes"), "host settings kept: {after}");
+
+    // Delete: hot store, storages, listing and search entries. The webhook nobody listens on
+    // cannot delete: 500 naming it (the Python server logs it and answers 204).
+    let answer = c.delete(&format!("/vcon/{uuid}"));
+    assert_eq!(answer.status, 500, "{}", answer.text);
+    assert!(answer.detail().as_str().unwrap().contains("hook"), "{}", answer.text);
+    assert_eq!(c.get(&format!("/vcon/{uuid}")).status, 404);
+    assert!(!strings(&c.get("/vcon")).contains(uuid));
+    assert!(!strings(&c.get(&format!("/vcons/search?mailto={mailto}"))).contains(uuid));
+    assert_eq!(c.delete(&format!("/vcon/{missing}")).status, 500, "the webhook is still down");
+    assert_eq!(c.delete("/vcon/nope").status, 422);
+
+    // Metrics.
+    let metrics = c.get("/metrics").text;
+    for series in [
+        "vcon_host_http_requests_total{",
+        "vcon_host_vcons_processed_total{chain=\"main\",outcome=\"stored\"}",
+        "vcon_host_storage_writes_total{storage=\"sqlite\",outcome=\"ok\"}",
+        "vcon_host_storage_call_seconds_bucket{",
+        "vcon_host_list_depth{list=\"default_egress\"}",
+        "vcon_host_dead_letters{list=\"DLQ:storage:hook\"} 1",
+    ] {
+        assert!(metrics.contains(series), "{series} missing from:\n{metrics}");
+    }
+    assert!(!metrics.contains(TOKEN));
+
+    let answers = std::mem::take(&mut c.answers);
+    let spec = c.get("/openapi.json").json();
+    check_against_openapi(&spec, &answers);
+    host.stop();
+}
+
+/// Every answer must be one the document lists for its route, with a body its schema accepts,
+/// and every documented operation must have been exercised.
+fn check_against_openapi(spec: &Value, answers: &[Answer]) {
+    let paths = spec["paths"].as_object().unwrap();
+    let components = spec["components"].clone();
+    let mut exercised = BTreeSet::new();
+    for answer in answers {
+        let path = answer.path.split('?').next().unwrap();
+        let path = path.strip_prefix("/api").unwrap_or(path);
+        let method = answer.method.to_ascii_lowercase();
+        let (template, operation) = paths
+            .iter()
+            .filter_map(|(template, item)| {
+                item.get(&method).filter(|_| template_matches(template, path)).map(|op| (template, op))
+            })
+            // A literal route (`/vcon/count`) wins over a template (`/vcon/{uuid}`), as in axum.
+            .min_by_key(|(template, _)| template.contains('{'))
+            .unwrap_or_else(|| panic!("{method} {path} is not documented"));
+        exercised.insert(format!("{method} {template}"));
+        let response = operation["responses"]
+            .get(answer.status.to_string())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{method} {template} answered {} which is not documented: {}",
+                    answer.status, answer.text
+                )
+            });
+        let Some(content) = response.get("content").and_then(Value::as_object) else {
+            assert!(
+                answer.text.is_empty(),
+                "{method} {template} {}: a body where none is documented",
+                answer.status
+            );
+            continue;
+        };
+        let (media, body) = content.iter().next().unwrap();
+        assert!(
+            answer.content_type.starts_with(media.as_str()),
+            "{method} {template} {}: content type {} but documented {media}",
+            answer.status,
+            answer.content_type
+        );
+        if media == "application/json" {
+            let mut schema = body["schema"].clone();
+            schema["components"] = components.clone();
+            let validator = jsonschema::validator_for(&schema)
+                .unwrap_or_else(|e| panic!("{method} {template}: bad schema: {e}"));
+            let instance = answer.json();
+            if let Err(err) = validator.validate(&instance) {
+                panic!(
+                    "{method} {template} {}: the answer does not match the document: {err}\n{}",
+                    answer.status, answer.text
+                );
+            }
+        }
+    }
+    let documented: BTreeSet<String> = paths
+        .iter()
+        .flat_map(|(template, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| format!("{method} {template}"))
+        })
+        .collect();
+    let missed: Vec<_> = documented.difference(&exercised).collect();
+    assert!(missed.is_empty(), "documented but never called: {missed:?}");
+}
+
+fn template_matches(template: &str, path: &str) -> bool {
+    let t: Vec<&str> = template.split('/').collect();
+    let p: Vec<&str> = path.split('/').collect();
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| (t.starts_with('{') && t.ends_with('}')) || t == p)
+}
+
+#[test]
+fn a_public_address_without_a_token_is_refused() {
+    let scratch = Scratch::default_chain();
+    let (code, out) = run(scratch.host().args(["run", "--bind", "0.0.0.0:0"]));
+    assert_eq!(code, Some(2), "{out}");
+    assert!(!out.contains("workers on chains"), "refused before starting: {out}");
+    assert!(out.contains("without an API token"), "{out}");
+    assert!(out.contains("CONSERVER_API_TOKEN"), "{out}");
+}
+
+#[test]
+fn ingest_sends_to_a_running_host_over_http() {
+    let scratch = Scratch::with_config(CONFIG);
+    let host = ApiHost::start(&scratch);
+    let dir = scratch.path().join("in");
+    std::fs::create_dir(&dir).unwrap();
+    for (uuid, bytes) in fake_docs(20) {
+        std::fs::write(dir.join(format!("{uuid}.json")), bytes).unwrap();
+    }
+    std::fs::write(dir.join("bad.json"), b"{\"uuid\": \"nope\"}").unwrap();
+    let ingest = |token: &str| {
+        let mut cmd = crate::support::vcon_host();
+        cmd.args(["ingest", "--url", &format!("{}/api", host.base), "--list", "default_ingress"])
+            .arg(&dir)
+            .env("CONSERVER_API_TOKEN", token);
+        run(&mut cmd)
+    };
+    let (code, out) = ingest("wrong");
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("refused the API key"), "{out}");
+    let (code, out) = ingest(TOKEN);
+    assert_eq!(code, Some(1), "one document is invalid: {out}");
+    assert!(out.contains("accepted 20, refused 1"), "{out}");
+    assert!(out.contains("bad.json: HTTP 422"), "{out}");
+    scratch.wait_for("20 rows", 30, || scratch.sqlite_rows() == 20);
+    host.stop();
+}
+
+#[test]
+fn the_python_servers_documented_curl_examples_work_unchanged() {
+    // Without the unreachable webhook, whose deletes fail.
+    let config = CONFIG
+        .replace("  hook:\n    module: storage.webhook\n", "  unused:\n    module: memory\n")
+        .replace(
+            "    options: { base_url: \"http://127.0.0.1:9/nowhere\", timeout: 1, retries: 0 }\n",
+            "",
+        )
+        .replace("storages: [hook]", "storages: [unused]");
+    assert!(!config.contains("webhook"));
+    let scratch = Scratch::with_config(&config);
+    let host = ApiHost::start(&scratch);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python-client/curl_examples.sh");
+    let (uuid, bytes) = fake_docs(1).pop().unwrap();
+    let doc = scratch.path().join("example.vcon.json");
+    std::fs::write(&doc, bytes).unwrap();
+    let (code, out) = run(std::process::Command::new("bash")
+        .arg(&script)
+        .env("CONSERVER_URL", format!("{}/api", host.base))
+        .env("CONSERVER_API_TOKEN", TOKEN)
+        .env("VCON_FILE", &doc)
+        .env("VCON_UUID", &uuid));
+    assert_eq!(code, Some(0), "the curl examples failed:\n{out}");
+    assert!(out.contains("all examples passed"), "{out}");
+    host.stop();
+}
