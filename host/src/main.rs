@@ -54,7 +54,11 @@ enum Command {
         #[arg(long, env = "CONSERVER_API_TOKEN", hide_env_values = true)]
         token: Option<String>,
         /// The header carrying the key
-        #[arg(long, env = "CONSERVER_HEADER_NAME", default_value = "x-conserver-api-token")]
+        #[arg(
+            long,
+            env = "CONSERVER_HEADER_NAME",
+            default_value = "x-conserver-api-token"
+        )]
         header_name: String,
         /// Files or directories
         #[arg(required = true)]

@@ -100,9 +100,10 @@ impl Metrics {
             "vCons written to a storage, by storage and outcome",
             storage_writes.clone(),
         );
-        let storage_seconds = Family::<StorageLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-            latency_histogram,
-        );
+        let storage_seconds =
+            Family::<StorageLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
         registry.register(
             "storage_call_seconds",
             "Time of one storage write call (a batch, retries included)",

@@ -234,8 +234,14 @@ pub fn process_claim(
     }
     broker.finish(&ids, &finish)?;
     let metrics = crate::metrics::global();
-    let dead = steps.iter().filter(|(_, s)| matches!(s, Step::Dead(_))).count();
-    let dropped = steps.iter().filter(|(_, s)| matches!(s, Step::Dropped(_))).count();
+    let dead = steps
+        .iter()
+        .filter(|(_, s)| matches!(s, Step::Dead(_)))
+        .count();
+    let dropped = steps
+        .iter()
+        .filter(|(_, s)| matches!(s, Step::Dropped(_)))
+        .count();
     metrics.chain_finished(&chain.name, "stored", stored);
     metrics.chain_finished(&chain.name, "dropped", dropped);
     metrics.chain_finished(&chain.name, "dead_letter", dead);
@@ -257,19 +263,21 @@ fn note(reason: &str, chain: &str, egress: &[String]) -> String {
 pub fn read_back(pipeline: &Pipeline, uuid: &str) -> Option<HotVcon> {
     for storage in pipeline.readable_storages() {
         match storage.with_permit(|s| s.get(uuid)) {
-            Ok(Some(bytes)) => match crate::broker::HotVcon::from_json(Arc::from(bytes), crate::broker::now_us()) {
-                // A fallback hit must be this vCon (the Python server trusts any answer).
-                Ok(vcon) if vcon.uuid == uuid => return Some(vcon),
-                Ok(other) => tracing::warn!(
-                    storage = storage.name(),
-                    "asked for {uuid}, the storage answered {}; ignored",
-                    other.uuid
-                ),
-                Err(err) => tracing::warn!(
-                    storage = storage.name(),
-                    "the stored copy of {uuid} is not a valid vCon; ignored: {err}"
-                ),
-            },
+            Ok(Some(bytes)) => {
+                match crate::broker::HotVcon::from_json(Arc::from(bytes), crate::broker::now_us()) {
+                    // A fallback hit must be this vCon (the Python server trusts any answer).
+                    Ok(vcon) if vcon.uuid == uuid => return Some(vcon),
+                    Ok(other) => tracing::warn!(
+                        storage = storage.name(),
+                        "asked for {uuid}, the storage answered {}; ignored",
+                        other.uuid
+                    ),
+                    Err(err) => tracing::warn!(
+                        storage = storage.name(),
+                        "the stored copy of {uuid} is not a valid vCon; ignored: {err}"
+                    ),
+                }
+            }
             Ok(None) => {}
             Err(err) => tracing::warn!(storage = storage.name(), "reading {uuid} back: {err}"),
         }

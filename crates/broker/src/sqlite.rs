@@ -133,7 +133,7 @@ impl SqliteBroker {
         Ok(Self {
             path: path.to_owned(),
             conn: Mutex::new(conn),
-            run_lock: run_lock,
+            run_lock,
             run_id: format!("{:016x}", rand::random::<u64>()),
         })
     }

@@ -37,7 +37,9 @@ fn version_body() -> Version {
     Version {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         git_commit: GIT_COMMIT.to_owned(),
-        build_time: option_env!("VCON_BUILD_TIME").unwrap_or("unknown").to_owned(),
+        build_time: option_env!("VCON_BUILD_TIME")
+            .unwrap_or("unknown")
+            .to_owned(),
     }
 }
 
@@ -79,9 +81,21 @@ pub async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError
 /// Whether a key names a secret.
 fn secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["password", "passwd", "secret", "token", "apikey", "api_key", "credential", "private_key", "access_key", "biscuit", "dsn"]
-        .iter()
-        .any(|s| key.contains(s))
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "apikey",
+        "api_key",
+        "credential",
+        "private_key",
+        "access_key",
+        "biscuit",
+        "dsn",
+    ]
+    .iter()
+    .any(|s| key.contains(s))
         || key.ends_with("_key")
         || key == "key"
 }
@@ -104,13 +118,11 @@ pub fn redact(value: &mut Value, secret: bool) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(|v| redact(v, secret)),
-        Value::String(text) if secret => {
-            // `${VAR}` names where the secret is, not the secret.
-            if !(text.starts_with("${") && text.ends_with('}')) {
-                *text = "***".to_owned();
-            }
+        // `${VAR}` names where the secret is, not the secret.
+        Value::String(text) if secret && !(text.starts_with("${") && text.ends_with('}')) => {
+            *text = "***".to_owned();
         }
-        Value::String(text) => {
+        Value::String(text) if !secret => {
             if let Some(redacted) = redact_url_password(text) {
                 *text = redacted;
             }
@@ -175,7 +187,9 @@ fn refused(posted: &Value) -> Vec<String> {
     if let Some(links) = map.get("links").and_then(Value::as_object) {
         for (name, link) in links {
             if link.get("pip_name").is_some() {
-                problems.push(format!("links.{name}.pip_name: vcon-host never installs packages"));
+                problems.push(format!(
+                    "links.{name}.pip_name: vcon-host never installs packages"
+                ));
             }
         }
     }

@@ -17,10 +17,11 @@ use super::{ApiError, ApiState};
 /// Whether `presented` is one of `keys`, in time independent of both.
 pub fn matches(presented: &str, keys: &[Secret]) -> bool {
     let presented = Sha256::digest(presented.as_bytes());
-    keys.iter().fold(subtle::Choice::from(0), |found, key| {
-        found | Sha256::digest(key.expose().as_bytes()).ct_eq(&presented)
-    })
-    .into()
+    keys.iter()
+        .fold(subtle::Choice::from(0), |found, key| {
+            found | Sha256::digest(key.expose().as_bytes()).ct_eq(&presented)
+        })
+        .into()
 }
 
 /// The key presented in the configured header, if any.
@@ -69,7 +70,9 @@ pub fn check_ingress_key(
         return Err(forbidden(format!("Ingress list '{list}' not configured")));
     };
     if !matches(key, keys) {
-        return Err(forbidden(format!("Invalid API Key for ingress list '{list}'")));
+        return Err(forbidden(format!(
+            "Invalid API Key for ingress list '{list}'"
+        )));
     }
     Ok(())
 }

@@ -36,7 +36,9 @@ impl ApiError {
     }
 
     /// `422` in FastAPI's validation shape: one entry per problem, `loc` naming where.
-    pub fn unprocessable(problems: impl IntoIterator<Item = (Vec<String>, String, &'static str)>) -> Self {
+    pub fn unprocessable(
+        problems: impl IntoIterator<Item = (Vec<String>, String, &'static str)>,
+    ) -> Self {
         let detail = problems
             .into_iter()
             .map(|(loc, msg, kind)| json!({"type": kind, "loc": loc, "msg": msg}))
@@ -62,14 +64,18 @@ impl ApiError {
             vcon::VconError::NotJson { .. } => {
                 Self::unprocessable([(vec!["body".to_owned()], err.to_string(), "json_invalid")])
             }
-            vcon::VconError::Invalid { problems } => Self::unprocessable(problems.iter().map(|p| {
-                (
-                    vec!["body".to_owned(), p.path.clone()],
-                    p.message.clone(),
-                    "value_error",
-                )
-            })),
-            other => Self::unprocessable([(vec!["body".to_owned()], other.to_string(), "value_error")]),
+            vcon::VconError::Invalid { problems } => {
+                Self::unprocessable(problems.iter().map(|p| {
+                    (
+                        vec!["body".to_owned(), p.path.clone()],
+                        p.message.clone(),
+                        "value_error",
+                    )
+                }))
+            }
+            other => {
+                Self::unprocessable([(vec!["body".to_owned()], other.to_string(), "value_error")])
+            }
         }
     }
 

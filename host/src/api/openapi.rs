@@ -90,9 +90,7 @@ impl Modify for ApiKeys {
         for name in ["api_key", "ingress_key"] {
             components.add_security_scheme(
                 name,
-                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(
-                    "x-conserver-api-token",
-                ))),
+                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-conserver-api-token"))),
             );
         }
     }

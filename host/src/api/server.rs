@@ -68,8 +68,8 @@ impl ApiServer {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
-        self.thread
-            .take()
-            .map_or(Ok(()), |t| t.join().map_err(|_| anyhow!("the API thread panicked")))
+        self.thread.take().map_or(Ok(()), |t| {
+            t.join().map_err(|_| anyhow!("the API thread panicked"))
+        })
     }
 }

@@ -202,7 +202,8 @@ pub async fn get_many(
         .collect::<Result<Vec<_>, _>>()?;
     let found = blocking(move || find(&state, &uuids)).await?;
     // The stored documents are spliced in as they are: no parse, no re-serialisation.
-    let mut body = Vec::with_capacity(found.iter().flatten().map(|j| j.len() + 1).sum::<usize>() + 2);
+    let mut body =
+        Vec::with_capacity(found.iter().flatten().map(|j| j.len() + 1).sum::<usize>() + 2);
     body.push(b'[');
     for (i, json) in found.iter().enumerate() {
         if i > 0 {

@@ -76,7 +76,12 @@ pub fn run(request: &RunRequest) -> Result<()> {
     )
     .context("starting workers")?;
     let janitor = spawn_janitor(Arc::clone(&broker), Arc::clone(&stop))?;
-    let config = Arc::clone(&shared.read().map_err(|_| anyhow!("pipeline lock poisoned"))?.config);
+    let config = Arc::clone(
+        &shared
+            .read()
+            .map_err(|_| anyhow!("pipeline lock poisoned"))?
+            .config,
+    );
     let api = match ApiServer::start(
         ApiState {
             broker: Arc::clone(&broker),
