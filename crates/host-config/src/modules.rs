@@ -28,11 +28,10 @@ const PYTHON_ONLY_STORAGES: &[&str] = &[
     "chatgpt_files",
     "vcon_mcp",
     "scitt",
-    "redis_storage",
 ];
 
 /// Python storage modules whose vcon-host plugin has a different name.
-const RENAMED_STORAGES: &[(&str, &str)] = &[("s3", "object-store")];
+const RENAMED_STORAGES: &[(&str, &str)] = &[("s3", "object-store"), ("redis_storage", "redis")];
 
 /// Maps `storage.NAME` (the Python form) or a bare plugin name to what to load.
 pub(crate) fn storage_module(module: &str) -> StorageModule {

@@ -68,7 +68,7 @@ pub mod runtime;
 mod storage;
 
 pub use error::{ErrorKind, StorageError};
-pub use options::{parse_options, Secret};
+pub use options::{number_or_string, parse_options, Secret};
 pub use plugin_abi::Capabilities;
 pub use record::VconRecord;
 pub use storage::{

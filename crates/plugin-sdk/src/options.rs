@@ -29,6 +29,36 @@ pub fn parse_options<T: DeserializeOwned>(options_json: &str) -> Result<T, Stora
     })
 }
 
+/// For `#[serde(default, deserialize_with = "plugin_sdk::number_or_string")]` on an
+/// `Option<number>` option: a number, or a string holding one. Python modules accept
+/// `port: "5432"`, YAML users quote numbers, and a value substituted from `${ENV_VAR}` arrives
+/// as a string.
+pub fn number_or_string<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64> + std::fmt::Display,
+{
+    use serde::Deserialize;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(u64),
+        Text(String),
+    }
+    let number = match Option::<Raw>::deserialize(deserializer)? {
+        None => return Ok(None),
+        Some(Raw::Number(n)) => n,
+        Some(Raw::Text(text)) => text.trim().parse::<u64>().map_err(|_| {
+            serde::de::Error::custom(format!(
+                "expected a non-negative whole number, found {text:?}"
+            ))
+        })?,
+    };
+    T::try_from(number)
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom(format!("{number} is out of range")))
+}
+
 /// A secret option value (a password, a key): readable by the plugin, but never printed by
 /// `Debug`, so it cannot leak into a log line or an error message by accident.
 #[derive(Clone, Default, PartialEq, Eq, serde::Deserialize)]

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use plugin_sdk::Secret;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 /// The table the Python server's `storage.postgres` writes, and so the default here.
 pub const DEFAULT_TABLE: &str = "vcons";
@@ -44,7 +44,7 @@ pub struct Options {
     /// The server's host name, IP address, or a Unix socket directory (`/var/run/postgresql`).
     pub host: Option<String>,
     /// The server's port; the Python module also accepts it as a string.
-    #[serde(deserialize_with = "number_or_string")]
+    #[serde(deserialize_with = "plugin_sdk::number_or_string")]
     pub port: Option<u16>,
     /// The database.
     pub database: Option<String>,
@@ -61,15 +61,15 @@ pub struct Options {
     /// system's store when absent.
     pub sslrootcert: Option<PathBuf>,
     /// The most connections this storage opens (they are opened on demand and kept).
-    #[serde(deserialize_with = "number_or_string")]
+    #[serde(deserialize_with = "plugin_sdk::number_or_string")]
     pub pool_size: Option<u32>,
     /// Seconds to wait for a connection: a new one to the server, or a free one of the pool
     /// when all are busy. Then the call answers `Unavailable` (retried by the host).
-    #[serde(deserialize_with = "number_or_string")]
+    #[serde(deserialize_with = "plugin_sdk::number_or_string")]
     pub connect_timeout: Option<u64>,
     /// Milliseconds a statement may run before the server cancels it (`0`: no limit). Sent
     /// at connection start-up, so it costs no round trip.
-    #[serde(deserialize_with = "number_or_string")]
+    #[serde(deserialize_with = "plugin_sdk::number_or_string")]
     pub statement_timeout: Option<u64>,
     /// Create the table when missing (running the migrations at open), and record a table of
     /// the Python server as adopted. With `false`, the schema is managed with `provision` only.
@@ -412,33 +412,6 @@ fn percent_decode(text: &str) -> Result<String, String> {
         }
     }
     String::from_utf8(out).map_err(|_| "invalid option url: its query is not UTF-8".to_owned())
-}
-
-/// A number, or a string holding one: the Python module accepts `port: "5432"`, and a value
-/// substituted from `${ENV_VAR}` arrives as a string.
-fn number_or_string<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: TryFrom<u64> + fmt::Display,
-{
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Number(u64),
-        Text(String),
-    }
-    let number = match Option::<Raw>::deserialize(deserializer)? {
-        None => return Ok(None),
-        Some(Raw::Number(n)) => n,
-        Some(Raw::Text(text)) => text.trim().parse::<u64>().map_err(|_| {
-            serde::de::Error::custom(format!(
-                "expected a non-negative whole number, found {text:?}"
-            ))
-        })?,
-    };
-    T::try_from(number)
-        .map(Some)
-        .map_err(|_| serde::de::Error::custom(format!("{number} is out of range")))
 }
 
 /// A validated table name: `^[A-Za-z_][A-Za-z0-9_]{0,62}$`, not the migrations table's name.
