@@ -189,11 +189,19 @@ fn run(docs: Vec<Vec<u8>>, clients: usize) -> Figures {
     let count_url = format!("{}/api/vcon/count?egress_list=out", host.base);
     loop {
         let mut response = agent.get(&count_url).call().unwrap();
-        let n: usize = response.body_mut().read_to_string().unwrap().parse().unwrap();
+        let n: usize = response
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+            .parse()
+            .unwrap();
         if n >= total {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(600), "the chain stalled at {n}");
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "the chain stalled at {n}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let stored = started.elapsed();

@@ -117,8 +117,12 @@ struct Answer {
 
 impl Answer {
     fn json(&self) -> Value {
-        serde_json::from_str(&self.text)
-            .unwrap_or_else(|e| panic!("{} {}: not JSON ({e}): {}", self.method, self.path, self.text))
+        serde_json::from_str(&self.text).unwrap_or_else(|e| {
+            panic!(
+                "{} {}: not JSON ({e}): {}",
+                self.method, self.path, self.text
+            )
+        })
     }
 
     fn detail(&self) -> Value {
@@ -233,10 +237,22 @@ fn every_endpoint_answers_with_the_python_servers_statuses_and_the_documented_sh
 
     // Auth: the Python server's 403 for a missing or wrong key; public routes stay open.
     let answer = c.call("GET", "/vcon", None, None);
-    assert_eq!((answer.status, answer.detail()), (403, json!("Invalid API Key")));
+    assert_eq!(
+        (answer.status, answer.detail()),
+        (403, json!("Invalid API Key"))
+    );
     let answer = c.call("GET", "/api/vcon", Some("wrong"), None);
-    assert_eq!((answer.status, answer.detail()), (403, json!("Invalid API Key")));
-    for public in ["/health", "/version", "/stats/queue?list_name=x", "/metrics", "/openapi.json"] {
+    assert_eq!(
+        (answer.status, answer.detail()),
+        (403, json!("Invalid API Key"))
+    );
+    for public in [
+        "/health",
+        "/version",
+        "/stats/queue?list_name=x",
+        "/metrics",
+        "/openapi.json",
+    ] {
         assert_eq!(c.call("GET", public, None, None).status, 200, "{public}");
     }
     let health = c.call("GET", "/api/health", None, None).json();
@@ -247,7 +263,11 @@ fn every_endpoint_answers_with_the_python_servers_statuses_and_the_documented_sh
     assert_eq!(created.status, 201, "{}", created.text);
     assert_eq!(created.text.as_bytes(), &bytes[..]);
     for (_, other) in &docs[1..] {
-        assert_eq!(c.post("/api/vcon?ingress_lists=default_ingress", other).status, 201);
+        assert_eq!(
+            c.post("/api/vcon?ingress_lists=default_ingress", other)
+                .status,
+            201
+        );
     }
     // Every one reaches both storages, then the egress list (popped newest first).
     c.wait_for("three vCons on the egress list", |c| {
@@ -257,7 +277,10 @@ fn every_endpoint_answers_with_the_python_servers_statuses_and_the_documented_sh
     assert_eq!(scratch.stored_files().len(), 3);
     let popped = strings(&c.get("/vcon/egress?egress_list=default_egress&limit=2"));
     assert_eq!(popped.len(), 2);
-    assert_eq!(c.get("/vcon/count?egress_list=default_egress").json(), json!(1));
+    assert_eq!(
+        c.get("/vcon/count?egress_list=default_egress").json(),
+        json!(1)
+    );
     assert_eq!(
         c.get("/stats/queue?list_name=default_egress").json(),
         json!({"list_name": "default_egress", "depth": 1})
@@ -274,11 +297,16 @@ fn every_endpoint_answers_with_the_python_servers_statuses_and_the_documented_sh
     assert_eq!(from_storage.json()["uuid"], json!(uuid));
     let missing = "00000000-0000-4000-8000-000000000000";
     let answer = c.get(&format!("/vcon/{missing}"));
-    assert_eq!((answer.status, answer.detail()), (404, json!("vCon not found")));
+    assert_eq!(
+        (answer.status, answer.detail()),
+        (404, json!("vCon not found"))
+    );
     assert_eq!(c.get("/vcon/not-a-uuid").status, 422);
 
     // Many, in the order asked, null for a miss.
-    let many = c.get(&format!("/vcons?vcon_uuids={uuid}&vcon_uuids={missing}")).json();
+    let many = c
+        .get(&format!("/vcons?vcon_uuids={uuid}&vcon_uuids={missing}"))
+        .json();
     assert_eq!(many[0]["uuid"], json!(uuid));
     assert_eq!(many[1], Value::Null);
     assert_eq!(c.get("/vcons").status, 422);
@@ -309,7 +337,10 @@ fn every_endpoint_answers_with_the_python_servers_statuses_and_the_documented_sh
     let answer = c.post("/vcon", b"{not json");
     assert_eq!(answer.status, 422);
     assert_eq!(answer.detail()[0]["type"], "json_invalid");
-    let answer = c.post("/vcon", br#"{"uuid": "nope", "dialog": [{"duration": -1}]}"#);
+    let answer = c.post(
+        "/vcon",
+        br#"{"uuid": "nope", "dialog": [{"duration": -1}]}"#,
+    );
     assert_eq!(answer.status, 422);
     assert!(answer.text.contains("duration"), "{}", answer.text);
     let huge = format!(
@@ -328,80 +359,142 @@ fn every_endpoint_answers_with_the_python_servers_statuses_and_the_documented_sh
     c.wait_for("the re-queued vCon on the egress list", |c| {
         c.get("/vcon/count?egress_list=default_egress").json() == json!(2)
     });
-    assert_eq!(c.post("/vcon/ingress", b"[]").status, 422, "ingress_list is required");
     assert_eq!(
-        c.post("/vcon/ingress?ingress_list=x", br#"["nope"]"#).status,
+        c.post("/vcon/ingress", b"[]").status,
+        422,
+        "ingress_list is required"
+    );
+    assert_eq!(
+        c.post("/vcon/ingress?ingress_list=x", br#"["nope"]"#)
+            .status,
         422
     );
 
     // External ingress: the partner's key for its list only, checked before the body.
     let partner = |c: &mut Client, list: &str, key: Option<&str>, body: &[u8]| {
-        c.call("POST", &format!("/vcon/external-ingress?ingress_list={list}"), key, Some(body))
+        c.call(
+            "POST",
+            &format!("/vcon/external-ingress?ingress_list={list}"),
+            key,
+            Some(body),
+        )
     };
     let (_, second) = &docs[1];
     let answer = partner(&mut c, "partner_list", None, second);
-    assert_eq!((answer.status, answer.detail()), (403, json!("API Key required")));
+    assert_eq!(
+        (answer.status, answer.detail()),
+        (403, json!("API Key required"))
+    );
     let answer = partner(&mut c, "partner_list", Some(TOKEN), second);
     assert_eq!(
         (answer.status, answer.detail()),
-        (403, json!("Invalid API Key for ingress list 'partner_list'"))
+        (
+            403,
+            json!("Invalid API Key for ingress list 'partner_list'")
+        )
     );
     let answer = partner(&mut c, "other", Some(PARTNER_KEY), b"not even read");
     assert_eq!(
         (answer.status, answer.detail()),
         (403, json!("Ingress list 'other' not configured"))
     );
-    assert_eq!(partner(&mut c, "partner_list", Some(PARTNER_KEY), second).status, 204);
-    assert_eq!(c.get("/stats/queue?list_name=partner_list").json()["depth"], json!(1));
-    assert_eq!(partner(&mut c, "partner_list", Some(PARTNER_KEY), b"{").status, 422);
+    assert_eq!(
+        partner(&mut c, "partner_list", Some(PARTNER_KEY), second).status,
+        204
+    );
+    assert_eq!(
+        c.get("/stats/queue?list_name=partner_list").json()["depth"],
+        json!(1)
+    );
+    assert_eq!(
+        partner(&mut c, "partner_list", Some(PARTNER_KEY), b"{").status,
+        422
+    );
 
     // A storage that cannot be written: its dead letters, and a replay that stops.
     let (third_uuid, third) = &docs[2];
     assert_eq!(c.post("/vcon?ingress_lists=hook_in", third).status, 201);
     c.wait_for("a storage dead letter", |c| {
-        c.get("/dlq/storage?storage_name=hook").json().as_array().is_some_and(|a| !a.is_empty())
+        c.get("/dlq/storage?storage_name=hook")
+            .json()
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
     });
     let dead = c.get("/dlq/storage?storage_name=hook").json();
     assert_eq!(dead[0]["uuid"], json!(third_uuid));
     assert!(!dead[0]["reason"].as_str().unwrap().is_empty());
-    assert_eq!(c.post("/dlq/storage/reprocess?storage_name=hook&count=10", b"").json(), json!(0));
+    assert_eq!(
+        c.post("/dlq/storage/reprocess?storage_name=hook&count=10", b"")
+            .json(),
+        json!(0)
+    );
     assert_eq!(c.get("/dlq/storage?storage_name=nope").status, 404);
-    assert_eq!(c.post("/dlq/storage/reprocess?storage_name=nope", b"").status, 404);
+    assert_eq!(
+        c.post("/dlq/storage/reprocess?storage_name=nope", b"")
+            .status,
+        404
+    );
     assert_eq!(c.get("/dlq?ingress_list=default_ingress").json(), json!([]));
-    assert_eq!(c.post("/dlq/reprocess?ingress_list=default_ingress", b"").json(), json!(0));
-    assert_eq!(c.post("/dlq/reprocess?ingress_list=x&count=0", b"").status, 422);
+    assert_eq!(
+        c.post("/dlq/reprocess?ingress_list=default_ingress", b"")
+            .json(),
+        json!(0)
+    );
+    assert_eq!(
+        c.post("/dlq/reprocess?ingress_list=x&count=0", b"").status,
+        422
+    );
 
     // Config: secrets redacted; a change of host settings or code loading refused.
     let config = c.get("/config");
     assert_eq!(config.status, 200);
     assert!(!config.text.contains(TOKEN), "{}", config.text);
     assert!(!config.text.contains(PARTNER_KEY), "{}", config.text);
-    let answer = c.post("/config", br#"{"host": {"broker": "/tmp/x"}, "imports": {"x": "os"}}"#);
+    let answer = c.post(
+        "/config",
+        br#"{"host": {"broker": "/tmp/x"}, "imports": {"x": "os"}}"#,
+    );
     assert_eq!(answer.status, 422, "{}", answer.text);
-    let answer = c.post("/config", br#"{"chains": {"c": {"storages": ["missing"]}}}"#);
-    assert_eq!(answer.status, 422, "an invalid config is refused: {}", answer.text);
+    let answer = c.post(
+        "/config",
+        br#"{"chains": {"c": {"storages": ["missing"]}}}"#,
+    );
+    assert_eq!(
+        answer.status, 422,
+        "an invalid config is refused: {}",
+        answer.text
+    );
     let before = std::fs::read_to_string(scratch.path().join("config.yml")).unwrap();
-    let mut new_config: Value = serde_json::to_value(
-        serde_yaml::from_str::<Value>(&before).unwrap(),
-    )
-    .unwrap();
+    let mut new_config: Value =
+        serde_json::to_value(serde_yaml::from_str::<Value>(&before).unwrap()).unwrap();
     new_config.as_object_mut().unwrap().remove("host");
     new_config["links"]["tag"]["options"]["tags"] = json!(["changed"]);
     let answer = c.post("/config", new_config.to_string().as_bytes());
     assert_eq!(answer.status, 204, "{}", answer.text);
     let after = std::fs::read_to_string(scratch.path().join("config.yml")).unwrap();
     assert!(after.contains("changed"), "{after}");
-    assert!(after.contains("max_body_bytes"), "host settings kept: {after}");
+    assert!(
+        after.contains("max_body_bytes"),
+        "host settings kept: {after}"
+    );
 
     // Delete: hot store, storages, listing and search entries. The webhook nobody listens on
     // cannot delete: 500 naming it (the Python server logs it and answers 204).
     let answer = c.delete(&format!("/vcon/{uuid}"));
     assert_eq!(answer.status, 500, "{}", answer.text);
-    assert!(answer.detail().as_str().unwrap().contains("hook"), "{}", answer.text);
+    assert!(
+        answer.detail().as_str().unwrap().contains("hook"),
+        "{}",
+        answer.text
+    );
     assert_eq!(c.get(&format!("/vcon/{uuid}")).status, 404);
     assert!(!strings(&c.get("/vcon")).contains(uuid));
     assert!(!strings(&c.get(&format!("/vcons/search?mailto={mailto}"))).contains(uuid));
-    assert_eq!(c.delete(&format!("/vcon/{missing}")).status, 500, "the webhook is still down");
+    assert_eq!(
+        c.delete(&format!("/vcon/{missing}")).status,
+        500,
+        "the webhook is still down"
+    );
     assert_eq!(c.delete("/vcon/nope").status, 422);
 
     // Metrics.
@@ -414,7 +507,10 @@ fn every_endpoint_answers_with_the_python_servers_statuses_and_the_documented_sh
         "vcon_host_list_depth{list=\"default_egress\"}",
         "vcon_host_dead_letters{list=\"DLQ:storage:hook\"} 1",
     ] {
-        assert!(metrics.contains(series), "{series} missing from:\n{metrics}");
+        assert!(
+            metrics.contains(series),
+            "{series} missing from:\n{metrics}"
+        );
     }
     assert!(!metrics.contains(TOKEN));
 
@@ -437,7 +533,9 @@ fn check_against_openapi(spec: &Value, answers: &[Answer]) {
         let (template, operation) = paths
             .iter()
             .filter_map(|(template, item)| {
-                item.get(&method).filter(|_| template_matches(template, path)).map(|op| (template, op))
+                item.get(&method)
+                    .filter(|_| template_matches(template, path))
+                    .map(|op| (template, op))
             })
             // A literal route (`/vcon/count`) wins over a template (`/vcon/{uuid}`), as in axum.
             .min_by_key(|(template, _)| template.contains('{'))
@@ -507,7 +605,10 @@ fn a_public_address_without_a_token_is_refused() {
     let scratch = Scratch::default_chain();
     let (code, out) = run(scratch.host().args(["run", "--bind", "0.0.0.0:0"]));
     assert_eq!(code, Some(2), "{out}");
-    assert!(!out.contains("workers on chains"), "refused before starting: {out}");
+    assert!(
+        !out.contains("workers on chains"),
+        "refused before starting: {out}"
+    );
     assert!(out.contains("without an API token"), "{out}");
     assert!(out.contains("CONSERVER_API_TOKEN"), "{out}");
 }
@@ -524,9 +625,15 @@ fn ingest_sends_to_a_running_host_over_http() {
     std::fs::write(dir.join("bad.json"), b"{\"uuid\": \"nope\"}").unwrap();
     let ingest = |token: &str| {
         let mut cmd = crate::support::vcon_host();
-        cmd.args(["ingest", "--url", &format!("{}/api", host.base), "--list", "default_ingress"])
-            .arg(&dir)
-            .env("CONSERVER_API_TOKEN", token);
+        cmd.args([
+            "ingest",
+            "--url",
+            &format!("{}/api", host.base),
+            "--list",
+            "default_ingress",
+        ])
+        .arg(&dir)
+        .env("CONSERVER_API_TOKEN", token);
         run(&mut cmd)
     };
     let (code, out) = ingest("wrong");
@@ -544,7 +651,10 @@ fn ingest_sends_to_a_running_host_over_http() {
 fn the_python_servers_documented_curl_examples_work_unchanged() {
     // Without the unreachable webhook, whose deletes fail.
     let config = CONFIG
-        .replace("  hook:\n    module: storage.webhook\n", "  unused:\n    module: memory\n")
+        .replace(
+            "  hook:\n    module: storage.webhook\n",
+            "  unused:\n    module: memory\n",
+        )
         .replace(
             "    options: { base_url: \"http://127.0.0.1:9/nowhere\", timeout: 1, retries: 0 }\n",
             "",
