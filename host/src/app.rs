@@ -63,7 +63,8 @@ pub fn open_broker_with(config: &Config, run: bool) -> Result<Arc<dyn Broker>> {
             } else {
                 RedisBroker::open(url)
             }
-            .with_context(|| format!("opening the Redis broker {url}"))?;
+            // The config's Display of the broker hides the URL's password.
+            .with_context(|| format!("opening the Redis broker {}", config.host.broker))?;
             Ok(Arc::new(broker))
         }
     }

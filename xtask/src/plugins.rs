@@ -249,6 +249,7 @@ pub(crate) fn bench(suite: &str, extra: &[String]) -> Result<()> {
         "abi" => ("conformance", "abi"),
         "vcon" => ("vcon", "parse"),
         "ingest" => ("vcon-host", "ingest"),
+        "broker" => ("vcon-host", "broker"),
         "api" => ("vcon-host", "api"),
         "postgres" => ("postgres", "postgres"),
         "object-store" => ("object-store", "object_store"),

@@ -103,9 +103,7 @@ impl HotVcon {
     ) -> Self {
         Self {
             uuid: parsed.uuid.clone(),
-            updated_at_us: parsed
-                .updated_at
-                .map_or(created_at_us, |t| t.unix_micros()),
+            updated_at_us: parsed.updated_at.map_or(created_at_us, |t| t.unix_micros()),
             created_at_us,
             created_at_offset_s,
             subject: parsed.subject.clone(),

@@ -6,4 +6,5 @@ mod api;
 mod chains_e2e;
 mod config_cli;
 mod plugins_cli;
+mod redis_hosts;
 mod support;
