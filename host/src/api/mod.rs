@@ -82,7 +82,9 @@ where
     F: FnOnce() -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
 {
-    tokio::task::spawn_blocking(call)
+    // The request's span follows the call, so what it logs carries the request id.
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(call))
         .await
         .map_err(|err| ApiError::internal(format!("the request's worker failed: {err}")))?
 }

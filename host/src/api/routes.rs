@@ -65,8 +65,10 @@ pub fn router(state: ApiState, root_path: &str) -> Router {
                         .get(REQUEST_ID)
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("-");
-                    // Only method, path and id: headers (the API key) are never logged.
-                    tracing::info_span!(
+                    // Only method, path and id: headers (the API key) are never logged. At
+                    // WARN so the default filter keeps it: every warning of a request carries
+                    // its id.
+                    tracing::warn_span!(
                         "request",
                         id,
                         method = %request.method(),

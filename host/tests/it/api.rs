@@ -59,6 +59,8 @@ ingress_auth:
 struct ApiHost {
     child: Option<Child>,
     base: String,
+    /// Every line the host wrote to stderr so far.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ApiHost {
@@ -67,15 +69,19 @@ impl ApiHost {
         let mut child = scratch
             .host()
             .args(["run", "--bind", "127.0.0.1:0"])
+            .env("VCON_LOG_FORMAT", "json")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = std::sync::Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[host] {line}");
+                lines.lock().unwrap().push(line.clone());
                 if let Some(rest) = line.strip_prefix("vcon-host: API on http://") {
                     let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
                     let _ = tx.send(addr);
@@ -88,6 +94,7 @@ impl ApiHost {
         Self {
             child: Some(child),
             base: format!("http://{addr}"),
+            log,
         }
     }
 
@@ -112,6 +119,7 @@ struct Answer {
     path: String,
     status: u16,
     content_type: String,
+    request_id: String,
     text: String,
 }
 
@@ -170,6 +178,12 @@ impl Client {
             content_type: response
                 .headers()
                 .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned(),
+            request_id: response
+                .headers()
+                .get("x-request-id")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_owned(),
@@ -486,6 +500,20 @@ fn every_endpoint_answers_with_the_python_servers_statuses_and_the_documented_sh
         answer.detail().as_str().unwrap().contains("hook"),
         "{}",
         answer.text
+    );
+    // The failure is logged as JSON, in the request's span: its id, method and path.
+    assert!(!answer.request_id.is_empty());
+    std::thread::sleep(Duration::from_millis(100));
+    let logged = host.log.lock().unwrap().clone();
+    let line = logged
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["span"]["id"] == json!(answer.request_id))
+        .unwrap_or_else(|| panic!("no log line of request {}: {logged:#?}", answer.request_id));
+    assert_eq!(line["span"]["method"], "DELETE");
+    assert!(
+        !logged.iter().any(|l| l.contains(TOKEN)),
+        "the key is never logged"
     );
     assert_eq!(c.get(&format!("/vcon/{uuid}")).status, 404);
     assert!(!strings(&c.get("/vcon")).contains(uuid));
