@@ -116,7 +116,14 @@ pub async fn serve(
     state: ApiState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let root_path = state.config().host.root_path.clone();
+    // Answers are small and latency-bound: do not let Nagle hold the last segment back.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY: {err}");
+        }
+    });
     axum::serve(listener, router(state, &root_path))
         .with_graceful_shutdown(shutdown)
         .await
