@@ -24,6 +24,7 @@
 pub mod checks;
 mod documents;
 mod report;
+pub mod test_data;
 
 pub use documents::{fresh_uuid, Document};
 pub use report::{CheckOutcome, CheckResult, Report};

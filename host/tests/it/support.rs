@@ -142,10 +142,11 @@ chains:
         cmd
     }
 
-    /// Starts `vcon-host run` in the background.
+    /// Starts `vcon-host run` in the background, its API on a free port (tests run in
+    /// parallel, so none may take the default 8000).
     pub(crate) fn spawn_run(&self) -> std::process::Child {
         self.host()
-            .arg("run")
+            .args(["run", "--bind", "127.0.0.1:0"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::inherit())
             .spawn()

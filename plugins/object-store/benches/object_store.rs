@@ -58,17 +58,7 @@ impl Doc {
     }
 }
 
-fn shared_vcons() -> PathBuf {
-    std::env::var_os("VCON_TEST_DATA").map_or_else(
-        || {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/vcons"
-            ))
-        },
-        PathBuf::from,
-    )
-}
+use conformance::test_data::shared_vcons;
 
 fn plugin() -> &'static PluginLibrary {
     let dir = std::env::var_os("VCON_PLUGIN_DIR").map_or_else(

@@ -55,17 +55,7 @@ fn plugin_path() -> PathBuf {
         .join("libvcon_storage_postgres.so")
 }
 
-fn shared_vcons() -> PathBuf {
-    std::env::var_os("VCON_TEST_DATA").map_or_else(
-        || {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/vcons"
-            ))
-        },
-        PathBuf::from,
-    )
-}
+use conformance::test_data::shared_vcons;
 
 /// A document and the fields the host extracts.
 #[derive(Clone)]

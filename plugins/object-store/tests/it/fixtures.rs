@@ -114,34 +114,15 @@ pub(crate) fn fresh_uuid() -> String {
 
 /// `count` documents from the fake data set, in a stable order.
 pub(crate) fn fake_docs(count: usize) -> Vec<Doc> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(shared_vcons().join("fake"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".vcon.json"))
-        .collect();
-    paths.sort();
-    paths
+    conformance::test_data::fake_paths(count)
         .iter()
-        .take(count)
         .map(|p| Doc::from_file(p))
         .collect()
 }
 
 /// The large recorded call (270 KB).
 pub(crate) fn large_doc() -> Doc {
-    Doc::from_file(&shared_vcons().join("reference-fixtures/valid/cat1_vcon.json"))
-}
-
-fn shared_vcons() -> PathBuf {
-    std::env::var_os("VCON_TEST_DATA").map_or_else(
-        || {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/vcons"
-            ))
-        },
-        PathBuf::from,
-    )
+    Doc::from_file(&conformance::test_data::cat1_path())
 }
 
 /// An object's `Content-Type` and `Content-Encoding`.
