@@ -12,8 +12,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -22,105 +21,40 @@ use crate::support::{plugin, run, stop, Scratch};
 
 const VCONS: usize = 10_000;
 
-/// A reply of the few Redis commands these tests send.
-#[derive(Debug, Clone, PartialEq)]
-enum Reply {
-    Nil,
-    Int(i64),
-    Text(String),
-    Array(Vec<Reply>),
-}
-
-/// A minimal RESP client (the host crate has no Redis client of its own to lend the tests).
+/// A connection to one Redis database, with the few reply shapes these tests read.
 struct Resp {
-    reader: BufReader<TcpStream>,
+    con: redis::Connection,
 }
 
 impl Resp {
     fn connect(db: u8) -> Result<Self, String> {
-        let addr: SocketAddr = "127.0.0.1:6379".parse().unwrap();
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-            .map_err(|e| format!("no Redis at 127.0.0.1:6379: {e}"))?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut resp = Self {
-            reader: BufReader::new(stream),
-        };
-        resp.try_command(&["SELECT", &db.to_string()])?;
-        Ok(resp)
-    }
-
-    fn try_command(&mut self, args: &[&str]) -> Result<Reply, String> {
-        let mut out = format!("*{}\r\n", args.len());
-        for arg in args {
-            out.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
-        }
-        self.reader
-            .get_mut()
-            .write_all(out.as_bytes())
+        let client = redis::Client::open(format!("redis://127.0.0.1:6379/{db}"))
             .map_err(|e| e.to_string())?;
-        self.read()
+        let con = client
+            .get_connection_with_timeout(Duration::from_secs(2))
+            .map_err(|e| format!("no Redis at 127.0.0.1:6379: {e}"))?;
+        Ok(Self { con })
     }
 
-    fn command(&mut self, args: &[&str]) -> Reply {
-        self.try_command(args)
+    fn query<T: redis::FromRedisValue>(&mut self, args: &[&str]) -> T {
+        let mut cmd = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            cmd.arg(*arg);
+        }
+        cmd.query(&mut self.con)
             .unwrap_or_else(|e| panic!("Redis {args:?}: {e}"))
     }
 
-    fn read(&mut self) -> Result<Reply, String> {
-        let mut line = String::new();
-        self.reader
-            .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
-        let line = line.trim_end_matches("\r\n");
-        let (kind, rest) = line.split_at(1);
-        let number = || rest.parse::<i64>().map_err(|e| format!("{line}: {e}"));
-        match kind {
-            "+" => Ok(Reply::Text(rest.to_owned())),
-            "-" => Err(rest.to_owned()),
-            ":" => Ok(Reply::Int(number()?)),
-            "$" => match number()? {
-                -1 => Ok(Reply::Nil),
-                len => {
-                    let mut buf = vec![0; len as usize + 2];
-                    self.reader
-                        .read_exact(&mut buf)
-                        .map_err(|e| e.to_string())?;
-                    buf.truncate(len as usize);
-                    Ok(Reply::Text(String::from_utf8_lossy(&buf).into_owned()))
-                }
-            },
-            "*" => match number()? {
-                -1 => Ok(Reply::Nil),
-                n => (0..n)
-                    .map(|_| self.read())
-                    .collect::<Result<_, _>>()
-                    .map(Reply::Array),
-            },
-            _ => Err(format!("unexpected reply {line:?}")),
-        }
+    fn command(&mut self, args: &[&str]) {
+        self.query::<redis::Value>(args);
     }
 
     fn strings(&mut self, args: &[&str]) -> Vec<String> {
-        match self.command(args) {
-            Reply::Array(items) => items
-                .into_iter()
-                .map(|i| match i {
-                    Reply::Text(t) => t,
-                    other => panic!("{args:?}: {other:?}"),
-                })
-                .collect(),
-            Reply::Nil => Vec::new(),
-            other => panic!("{args:?}: {other:?}"),
-        }
+        self.query(args)
     }
 
     fn int(&mut self, args: &[&str]) -> i64 {
-        match self.command(args) {
-            Reply::Int(n) => n,
-            other => panic!("{args:?}: {other:?}"),
-        }
+        self.query(args)
     }
 }
 
@@ -258,18 +192,12 @@ impl Host {
 
     /// How many vCons this host stored (`vcon_host_vcons_processed_total`, outcome stored).
     fn stored(&self) -> u64 {
-        let mut stream = TcpStream::connect_timeout(&self.api, Duration::from_secs(5)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
+        let text = ureq::get(format!("http://{}/metrics", self.api))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
             .unwrap();
-        write!(
-            stream,
-            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.api
-        )
-        .unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).unwrap();
         text.lines()
             .filter(|l| {
                 l.starts_with("vcon_host_vcons_processed_total{")
