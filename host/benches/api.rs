@@ -48,6 +48,31 @@ chains:
   main: { links: [tag], storages: [sqlite, file], ingress_lists: [in], egress_lists: [out] }
 "#;
 
+/// The same host with the chain reading another list: only the API and the broker write are
+/// measured, as a server without workers would be.
+const API_ONLY_CONFIG: &str = r#"
+host: { broker: ./broker.sqlite, workers: 2, batch_size: 32 }
+storages:
+  sqlite: { module: storage.sqlite, options: { path: ./vcons.sqlite } }
+links: {}
+chains:
+  main: { links: [], storages: [sqlite], ingress_lists: [not_posted_to] }
+"#;
+
+/// Prints one row of `POST` figures for `url` (queued, not waited for).
+fn api_only_row(label: &str, url: &str, docs: Vec<Vec<u8>>, clients: usize) {
+    let total = docs.len();
+    let (elapsed, latencies) = post_all(url, docs, clients);
+    println!(
+        "{:<22} {:>8} {:>12.0} {:>10} {:>10}",
+        label,
+        clients,
+        total as f64 / elapsed.as_secs_f64(),
+        micros(percentile(&latencies, 0.5)),
+        micros(percentile(&latencies, 0.99))
+    );
+}
+
 /// A `vcon-host run` on a scratch directory.
 struct Host {
     child: Child,
@@ -56,9 +81,9 @@ struct Host {
 }
 
 impl Host {
-    fn start() -> Self {
+    fn start(config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.yml"), CONFIG).unwrap();
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_vcon-host"))
             .args(["--config", "config.yml", "--plugin-dir"])
             .arg(plugin_dir())
@@ -149,12 +174,12 @@ struct Figures {
     stored_per_s: f64,
 }
 
-fn run(docs: Vec<Vec<u8>>, clients: usize) -> Figures {
-    let host = Host::start();
-    let total = docs.len();
+/// Posts every document from `clients` keep-alive connections to `url`; answers how long it
+/// took and every request's latency, sorted.
+fn post_all(url: &str, docs: Vec<Vec<u8>>, clients: usize) -> (Duration, Vec<Duration>) {
     let docs = Arc::new(docs);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let url = format!("{}/api/vcon?ingress_lists=in", host.base);
+    let url = url.to_owned();
     let started = Instant::now();
     let threads: Vec<_> = (0..clients)
         .map(|_| {
@@ -183,7 +208,16 @@ fn run(docs: Vec<Vec<u8>>, clients: usize) -> Figures {
         .into_iter()
         .flat_map(|t| t.join().unwrap())
         .collect();
-    let posted = started.elapsed();
+    latencies.sort();
+    (started.elapsed(), latencies)
+}
+
+fn run(docs: Vec<Vec<u8>>, clients: usize) -> Figures {
+    let host = Host::start(CONFIG);
+    let total = docs.len();
+    let started = Instant::now();
+    let url = format!("{}/api/vcon?ingress_lists=in", host.base);
+    let (posted, latencies) = post_all(&url, docs, clients);
     // Stored: every vCon is on the egress list once both storages have it.
     let agent = agent();
     let count_url = format!("{}/api/vcon/count?egress_list=out", host.base);
@@ -205,7 +239,6 @@ fn run(docs: Vec<Vec<u8>>, clients: usize) -> Figures {
         std::thread::sleep(Duration::from_millis(20));
     }
     let stored = started.elapsed();
-    latencies.sort();
     Figures {
         posts_per_s: total as f64 / posted.as_secs_f64(),
         p50: percentile(&latencies, 0.5),
@@ -284,6 +317,30 @@ fn main() {
                 micros(figures.p99),
                 figures.stored_per_s
             );
+        }
+    }
+    // The API alone, and the same load on another server for comparison
+    // (`VCON_BENCH_COMPARE_URL`, e.g. the Python stand-in in benches/python_baseline/).
+    println!("\nPOST /vcon of the 5 KB vCon, the API only (nothing consumes the list)");
+    println!(
+        "{:<22} {:>8} {:>12} {:>10} {:>10}",
+        "server", "clients", "posts/s", "p50", "p99"
+    );
+    let compare = std::env::var("VCON_BENCH_COMPARE_URL").ok();
+    for clients in [1, 8, 64] {
+        let host = Host::start(API_ONLY_CONFIG);
+        let url = format!("{}/api/vcon?ingress_lists=default_ingress", host.base);
+        api_only_row(
+            "vcon-host",
+            &url,
+            with_fresh_uuids(std::slice::from_ref(&five_kb), requests),
+            clients,
+        );
+        drop(host);
+        if let Some(base) = &compare {
+            let url = format!("{base}/vcon?ingress_lists=default_ingress");
+            let docs = with_fresh_uuids(std::slice::from_ref(&five_kb), requests / 4);
+            api_only_row(base, &url, docs, clients);
         }
     }
     let broker = broker_write_p50(&five_kb);
