@@ -9,8 +9,8 @@ use tokio::sync::oneshot;
 
 use super::ApiState;
 
-/// Threads of the API's runtime: handlers mostly wait on the broker (on the blocking pool), so
-/// two are enough to keep accepting and parsing while the cores work on chains.
+/// Threads of the API's runtime: two keep accepting and parsing while one is inside a broker
+/// call (`block_in_place` moves its other tasks away), and leave the cores to the chains.
 const RUNTIME_THREADS: usize = 2;
 
 /// A running API server.
