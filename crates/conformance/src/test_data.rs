@@ -43,3 +43,26 @@ pub fn fake_paths(count: usize) -> Vec<PathBuf> {
 pub fn cat1_path() -> PathBuf {
     shared_vcons().join("reference-fixtures/valid/cat1_vcon.json")
 }
+
+/// A first-party plugin as `cargo xtask build-plugins` installs it: `VCON_PLUGIN_DIR`, else
+/// `target/plugins` of this workspace, file `libvcon_storage_{name}.so`.
+///
+/// # Panics
+/// When the file is not there, saying how to build it.
+pub fn built_plugin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("VCON_PLUGIN_DIR").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/plugins")),
+        PathBuf::from,
+    );
+    let path = dir.join(format!(
+        "{}vcon_storage_{name}.{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_EXTENSION
+    ));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo xtask build-plugins` first",
+        path.display()
+    );
+    path
+}

@@ -7,17 +7,7 @@ use plugin_loader::{PluginLibrary, StorageInstance, VconRecord};
 
 /// The built plugin file.
 pub(crate) fn plugin_path() -> PathBuf {
-    let dir = std::env::var_os("VCON_PLUGIN_DIR").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/plugins")),
-        PathBuf::from,
-    );
-    let path = dir.join("libvcon_storage_file.so");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo xtask build-plugins` first",
-        path.display()
-    );
-    path
+    conformance::test_data::built_plugin("file")
 }
 
 /// The loaded plugin.

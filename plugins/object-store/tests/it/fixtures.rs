@@ -12,17 +12,7 @@ use crate::s3server::S3Server;
 
 /// The built plugin file: `VCON_PLUGIN_DIR`, else `<workspace>/target/plugins`.
 pub(crate) fn plugin_path() -> PathBuf {
-    let dir = std::env::var_os("VCON_PLUGIN_DIR").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/plugins")),
-        PathBuf::from,
-    );
-    let path = dir.join("libvcon_storage_object_store.so");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo xtask build-plugins` first",
-        path.display()
-    );
-    path
+    conformance::test_data::built_plugin("object_store")
 }
 
 /// The loaded plugin.

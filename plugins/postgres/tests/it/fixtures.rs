@@ -15,17 +15,7 @@ static SERVER: RwLock<()> = RwLock::new(());
 
 /// The built plugin file.
 pub(crate) fn plugin_path() -> PathBuf {
-    let dir = std::env::var_os("VCON_PLUGIN_DIR").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/plugins")),
-        PathBuf::from,
-    );
-    let path = dir.join("libvcon_storage_postgres.so");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo xtask build-plugins` first",
-        path.display()
-    );
-    path
+    conformance::test_data::built_plugin("postgres")
 }
 
 /// The loaded plugin.

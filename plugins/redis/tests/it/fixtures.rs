@@ -11,17 +11,7 @@ use serde_json::{json, Value};
 
 /// The built plugin file.
 pub(crate) fn plugin_path() -> PathBuf {
-    let dir = std::env::var_os("VCON_PLUGIN_DIR").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/plugins")),
-        PathBuf::from,
-    );
-    let path = dir.join("libvcon_storage_redis.so");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo xtask build-plugins` first",
-        path.display()
-    );
-    path
+    conformance::test_data::built_plugin("redis")
 }
 
 /// The loaded plugin.

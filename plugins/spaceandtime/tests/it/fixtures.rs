@@ -11,17 +11,7 @@ pub(crate) const TABLE: &str = "VCON.VCONS";
 
 /// The built plugin file.
 pub(crate) fn plugin_path() -> PathBuf {
-    let dir = std::env::var_os("VCON_PLUGIN_DIR").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/plugins")),
-        PathBuf::from,
-    );
-    let path = dir.join("libvcon_storage_spaceandtime.so");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo xtask build-plugins` first",
-        path.display()
-    );
-    path
+    conformance::test_data::built_plugin("spaceandtime")
 }
 
 /// The loaded plugin.
