@@ -192,6 +192,21 @@ impl RedisStorage {
         }
     }
 
+    /// One `SCAN` step over the keys under the prefix: the next cursor and the keys found.
+    fn scan_step(
+        &self,
+        conn: &mut redis::Connection,
+        cursor: u64,
+    ) -> redis::RedisResult<(u64, Vec<Vec<u8>>)> {
+        redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(self.layout.pattern())
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .query(conn)
+    }
+
     /// Visits every key `SCAN` finds under the prefix (some possibly twice: `SCAN` may repeat a
     /// key while Redis resizes its table, so visitors must not count on uniqueness). One round
     /// trip per [`SCAN_COUNT`] keys of the database; never `KEYS`, which blocks the server.
@@ -201,13 +216,7 @@ impl RedisStorage {
             |conn| {
                 let mut cursor: u64 = 0;
                 loop {
-                    let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(self.layout.pattern())
-                        .arg("COUNT")
-                        .arg(SCAN_COUNT)
-                        .query(conn)?;
+                    let (next, keys) = self.scan_step(conn, cursor)?;
                     for key in &keys {
                         if let Some(uuid) = self.layout.uuid_of(key) {
                             visit(uuid);
@@ -446,13 +455,7 @@ impl Storage for RedisStorage {
                 |conn| {
                     let mut cursor: u64 = 0;
                     loop {
-                        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(self.layout.pattern())
-                            .arg("COUNT")
-                            .arg(SCAN_COUNT)
-                            .query(conn)?;
+                        let (next, keys) = self.scan_step(conn, cursor)?;
                         let mut del = redis::cmd("DEL");
                         let mut any = false;
                         for key in keys.iter().filter(|key| self.layout.uuid_of(key).is_some()) {

@@ -26,6 +26,18 @@ pub(crate) fn uuid(i: usize) -> String {
     format!("00000000-0000-4000-8000-{i:012}")
 }
 
+/// One page of the whole listing, newest first.
+pub(crate) fn page(broker: &dyn Broker, offset: u64, limit: u64) -> Vec<String> {
+    broker
+        .list_uuids(&ListingPage {
+            since_us: None,
+            until_us: None,
+            offset,
+            limit,
+        })
+        .unwrap()
+}
+
 pub(crate) fn claimed_items_stay_until_finished_and_finish_pushes_atomically(broker: &dyn Broker) {
     let vcons: Vec<HotVcon> = (0..5).map(|i| hot(&uuid(i))).collect();
     broker.ingest(&vcons, &["in".into()], None).unwrap();
@@ -124,16 +136,7 @@ pub(crate) fn listing_is_newest_first_paged_and_forget_removes_everything(broker
         })
         .collect();
     broker.ingest(&vcons, &[], None).unwrap();
-    let page = |offset, limit| {
-        broker
-            .list_uuids(&ListingPage {
-                since_us: None,
-                until_us: None,
-                offset,
-                limit,
-            })
-            .unwrap()
-    };
+    let page = |offset, limit| page(broker, offset, limit);
     assert_eq!(page(0, 2), [uuid(4), uuid(3)]);
     assert_eq!(page(2, 2), [uuid(2), uuid(1)]);
     assert_eq!(page(4, 2), [uuid(0)]);

@@ -214,16 +214,7 @@ fn a_bare_uuid_member_written_by_python_is_listed_once() {
     // one for a vCon only Python knows.
     let _: () = con.zadd("vcons", uuid(1), 1_700_000_000).unwrap();
     let _: () = con.zadd("vcons", uuid(3), 1_700_000_020).unwrap();
-    let page = |offset, limit| {
-        broker
-            .list_uuids(&ListingPage {
-                since_us: None,
-                until_us: None,
-                offset,
-                limit,
-            })
-            .unwrap()
-    };
+    let page = |offset, limit| contract::page(&broker, offset, limit);
     assert_eq!(page(0, 10), [uuid(3), uuid(2), uuid(1)]);
     assert_eq!(page(1, 1), [uuid(2)]);
     assert_eq!(page(2, 5), [uuid(1)]);
