@@ -12,7 +12,9 @@
 //! difference of the p50s is what the HTTP layer adds.
 //!
 //! Not criterion: a load generator with many clients is not a closure timed in a loop. Every
-//! figure comes from this file; `VCON_BENCH_REQUESTS` changes how many requests a run makes.
+//! figure comes from this file; `VCON_BENCH_REQUESTS` changes how many requests a run makes, and
+//! `cargo xtask bench api -- api-only` runs only the API-only rows. Each client is a thread with
+//! one keep-alive connection of `support/load_client.rs` (one write per request).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::io::{BufRead, BufReader};
@@ -22,6 +24,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vcon_host::broker::{now_us, Broker, HotVcon, SqliteBroker};
+
+#[path = "support/load_client.rs"]
+mod load_client;
+use load_client::Poster;
 
 fn shared() -> PathBuf {
     std::env::var_os("VCON_TEST_DATA").map_or_else(
@@ -185,7 +191,7 @@ fn post_all(url: &str, docs: Vec<Vec<u8>>, clients: usize) -> (Duration, Vec<Dur
         .map(|_| {
             let (docs, next, url) = (Arc::clone(&docs), Arc::clone(&next), url.clone());
             std::thread::spawn(move || {
-                let agent = agent();
+                let mut poster = Poster::connect(&url);
                 let mut latencies = Vec::new();
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -193,12 +199,7 @@ fn post_all(url: &str, docs: Vec<Vec<u8>>, clients: usize) -> (Duration, Vec<Dur
                         return latencies;
                     };
                     let sent = Instant::now();
-                    let response = agent
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .send(&doc[..])
-                        .unwrap();
-                    assert_eq!(response.status().as_u16(), 201);
+                    assert_eq!(poster.post(doc), 201);
                     latencies.push(sent.elapsed());
                 }
             })
@@ -298,11 +299,16 @@ fn main() {
         "set", "clients", "posts/s", "p50", "p99", "stored/s"
     );
     let mut one_client_5kb_p50 = None;
+    // `cargo xtask bench api -- api-only` skips the end-to-end runs.
+    let end_to_end = !std::env::args().any(|a| a == "api-only");
     for (name, sources, count) in [
         ("5kb", vec![five_kb.clone()], requests),
         ("fake", fake.clone(), requests),
         ("cat1", cat1(), (requests / 10).max(50)),
-    ] {
+    ]
+    .into_iter()
+    .filter(|_| end_to_end)
+    {
         for clients in [1, 8, 64] {
             let figures = run(with_fresh_uuids(&sources, count), clients);
             if name == "5kb" && clients == 1 {

@@ -77,6 +77,9 @@ pub struct Metrics {
     pub list_depth: Family<ListLabels, Gauge>,
     /// Items per dead-letter list, read when scraped.
     pub dead_letters: Family<ListLabels, Gauge>,
+    /// vCons per broker commit of the API's group commit: above 1 when concurrent `POST
+    /// /vcon`s shared a transaction.
+    pub ingest_batch: Histogram,
 }
 
 impl Metrics {
@@ -121,6 +124,13 @@ impl Metrics {
             "Items in each dead-letter list",
             dead_letters.clone(),
         );
+        // 1 .. 256 (the most one commit takes).
+        let ingest_batch = Histogram::new(exponential_buckets(1.0, 2.0, 9));
+        registry.register(
+            "api_ingest_batch_vcons",
+            "vCons per broker commit of POST /vcon's group commit",
+            ingest_batch.clone(),
+        );
         Self {
             registry,
             requests,
@@ -129,6 +139,7 @@ impl Metrics {
             storage_seconds,
             list_depth,
             dead_letters,
+            ingest_batch,
         }
     }
 

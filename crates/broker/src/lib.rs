@@ -14,8 +14,11 @@
 //!
 //! The trait is synchronous: the embedded broker is a local file whose operations take
 //! microseconds, Redis answers in tens of microseconds on loopback, and chain workers are
-//! threads, not async tasks. The HTTP API calls it from `spawn_blocking`.
+//! threads, not async tasks. The HTTP API calls the embedded broker inline ([`Broker::is_local`])
+//! and Redis from `block_in_place`, and commits concurrent `POST /vcon`s together
+//! ([`Broker::ingest_batches`]).
 
+mod checkpoint;
 mod hot;
 mod redis;
 mod sqlite;
@@ -88,6 +91,18 @@ pub struct ListEntry {
     pub note: Option<String>,
     /// When it was added, microseconds since the epoch.
     pub added_at_us: i64,
+}
+
+/// Part of a group commit ([`Broker::ingest_batches`]): vCons queued on the same lists with the
+/// same time to live, as one [`Broker::ingest`] would take them.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestBatch<'a> {
+    /// The vCons.
+    pub vcons: &'a [HotVcon],
+    /// The lists each uuid is appended to.
+    pub lists: &'a [String],
+    /// Their time to live in the hot store.
+    pub ttl: Option<Duration>,
 }
 
 /// The name of the dead-letter list for an ingress list (the Python server's name).
@@ -183,6 +198,22 @@ pub trait Broker: Send + Sync + std::fmt::Debug {
         lists: &[String],
         ttl: Option<Duration>,
     ) -> Result<(), BrokerError>;
+
+    /// Several ingests at once, in order: the API's group commit of concurrent `POST /vcon`s.
+    /// The embedded broker writes them in one transaction (one commit instead of one per
+    /// request); the default makes one [`Broker::ingest`] call per batch.
+    fn ingest_batches(&self, batches: &[IngestBatch<'_>]) -> Result<(), BrokerError> {
+        batches
+            .iter()
+            .try_for_each(|b| self.ingest(b.vcons, b.lists, b.ttl))
+    }
+
+    /// Whether every call is answered on this machine without network I/O, in microseconds
+    /// (the embedded broker): an async caller may then make short calls inline rather than
+    /// pay a hand-off to another thread, which costs more than the call.
+    fn is_local(&self) -> bool {
+        false
+    }
 
     /// Replaces a vCon in the hot store (after links changed it), keeping its time to live.
     fn put_vcon(&self, vcon: &HotVcon) -> Result<(), BrokerError>;

@@ -146,7 +146,7 @@ fn read_raw_config(path: &std::path::Path) -> Result<Value, ApiError> {
         (status = 403, description = "Missing or wrong API key", body = super::openapi::ErrorBody),
     ))]
 pub async fn get_config(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    let path = state.config_path.clone();
+    let path = Arc::clone(&state.config_path);
     let mut config = blocking(move || read_raw_config(&path)).await?;
     redact(&mut config, false);
     Ok(Json(config))
@@ -222,7 +222,7 @@ pub async fn post_config(
         ));
     }
     blocking(move || {
-        let path = state.config_path.clone();
+        let path = Arc::clone(&state.config_path);
         // The running file's host settings stay as they are.
         if let (Some(host), Some(map)) = (
             read_raw_config(&path)?.get("host").cloned(),

@@ -26,6 +26,7 @@
 pub mod admin;
 pub mod auth;
 pub mod error;
+pub mod group_commit;
 pub mod lists;
 pub mod openapi;
 pub mod routes;
@@ -33,7 +34,7 @@ pub mod server;
 pub mod vcons;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -48,7 +49,8 @@ pub use routes::router;
 pub use server::ApiServer;
 
 /// What the handlers share: the broker, the running pipeline (swapped on reload), and where
-/// the config came from (for `GET`/`POST /config`).
+/// the config came from (for `GET`/`POST /config`). Every field is shared, not owned: axum
+/// clones the state for every request.
 #[derive(Debug, Clone)]
 pub struct ApiState {
     /// The broker.
@@ -56,9 +58,11 @@ pub struct ApiState {
     /// The pipeline the workers run; its config holds the tokens, so a reload applies to both.
     pub pipeline: SharedPipeline,
     /// The config file.
-    pub config_path: PathBuf,
+    pub config_path: Arc<Path>,
     /// Extra plugin directories from the command line (for `POST /config`'s reload).
-    pub plugin_dirs: Vec<PathBuf>,
+    pub plugin_dirs: Arc<[PathBuf]>,
+    /// Concurrent ingests, committed together.
+    pub ingests: Arc<group_commit::GroupCommit>,
 }
 
 impl ApiState {

@@ -7,6 +7,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::group_commit::Ingest;
 use super::routes::Params;
 use super::{auth, blocking, ApiError, ApiState};
 use crate::broker::{now_us, HotVcon, ListingPage};
@@ -80,9 +81,12 @@ pub async fn create(
     let config = state.config();
     let bytes = read_body(body, config.host.max_body_bytes).await?;
     let vcon = parse_vcon(&bytes)?;
-    let ttl = config.host.hot_ttl;
-    let broker = Arc::clone(&state.broker);
-    blocking(move || Ok(broker.ingest(&[vcon], &lists, ttl)?)).await?;
+    let ingest = Ingest {
+        vcon,
+        lists,
+        ttl: config.host.hot_ttl,
+    };
+    state.ingests.ingest(&*state.broker, ingest).await?;
     Ok(json_bytes(StatusCode::CREATED, bytes))
 }
 
@@ -117,9 +121,12 @@ pub async fn external_ingress(
     )?;
     let bytes = read_body(body, config.host.max_body_bytes).await?;
     let vcon = parse_vcon(&bytes)?;
-    let ttl = config.host.hot_ttl;
-    let broker = Arc::clone(&state.broker);
-    blocking(move || Ok(broker.ingest(&[vcon], &[list], ttl)?)).await?;
+    let ingest = Ingest {
+        vcon,
+        lists: vec![list],
+        ttl: config.host.hot_ttl,
+    };
+    state.ingests.ingest(&*state.broker, ingest).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

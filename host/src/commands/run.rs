@@ -86,8 +86,9 @@ pub fn run(request: &RunRequest) -> Result<()> {
         ApiState {
             broker: Arc::clone(&broker),
             pipeline: Arc::clone(&shared),
-            config_path: request.config.clone(),
-            plugin_dirs: request.plugin_dirs.clone(),
+            config_path: Arc::from(request.config.as_path()),
+            plugin_dirs: Arc::from(request.plugin_dirs.as_slice()),
+            ingests: Arc::default(),
         },
         bind,
     ) {

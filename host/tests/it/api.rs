@@ -705,3 +705,81 @@ fn the_python_servers_documented_curl_examples_work_unchanged() {
     assert!(out.contains("all examples passed"), "{out}");
     host.stop();
 }
+
+/// Concurrent `POST /vcon`s share broker commits (the group commit), each still queued only on
+/// the lists its own request named, and every acknowledged vCon is stored, listed and queued
+/// exactly once.
+#[test]
+fn concurrent_posts_share_commits_and_each_lands_on_its_own_lists() {
+    let scratch = Scratch::with_config(
+        r#"
+host: { broker: ./data/broker.sqlite, workers: 1 }
+storages:
+  sqlite: { module: storage.sqlite, options: { path: ./data/vcons.sqlite } }
+links: {}
+chains:
+  main: { links: [], storages: [sqlite], ingress_lists: [nobody_posts_here] }
+"#,
+    );
+    let host = ApiHost::start(&scratch);
+    let docs = fake_docs(400);
+    let posted: BTreeSet<String> = docs.iter().map(|(uuid, _)| uuid.clone()).collect();
+    let threads: Vec<_> = docs
+        .chunks(25)
+        .enumerate()
+        .map(|(k, chunk)| {
+            let chunk = chunk.to_vec();
+            let url = format!(
+                "{}/api/vcon?ingress_lists={}",
+                host.base,
+                if k % 2 == 0 { "a" } else { "b" }
+            );
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .build()
+                    .into();
+                for (uuid, bytes) in chunk {
+                    let mut answer = agent
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .send(&bytes[..])
+                        .unwrap();
+                    let text = answer.body_mut().read_to_string().unwrap();
+                    assert_eq!(answer.status().as_u16(), 201, "{uuid}: {text}");
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let mut client = Client::new(&host.base);
+    for list in ["a", "b"] {
+        let count = client.get(&format!("/vcon/count?egress_list={list}"));
+        assert_eq!(
+            count.json(),
+            json!(200),
+            "list {list}: each vCon queued once"
+        );
+    }
+    let listed: BTreeSet<String> = strings(&client.get("/vcon?size=1000"))
+        .into_iter()
+        .collect();
+    assert_eq!(listed, posted, "every acknowledged vCon is listed");
+    let metrics = client.get("/metrics").text;
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{metrics}"))
+    };
+    let vcons = value("vcon_host_api_ingest_batch_vcons_sum");
+    let commits = value("vcon_host_api_ingest_batch_vcons_count");
+    assert_eq!(vcons, 400.0, "every vCon went through the group commit");
+    assert!(
+        commits < vcons,
+        "{commits} commits for {vcons} concurrent POSTs: none shared a commit"
+    );
+    host.stop();
+}

@@ -5,6 +5,7 @@
 mod api;
 mod chains_e2e;
 mod config_cli;
+mod group_commit;
 mod plugins_cli;
 mod redis_hosts;
 mod support;

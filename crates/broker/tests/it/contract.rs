@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use vcon_broker::{Broker, DeadLetter, Finish, HotVcon, ItemId, ListingPage};
+use vcon_broker::{Broker, DeadLetter, Finish, HotVcon, IngestBatch, ItemId, ListingPage};
 
 pub(crate) fn hot(uuid: &str) -> HotVcon {
     hot_at(uuid, 1_700_000_000_000_000, &[])
@@ -104,6 +104,61 @@ pub(crate) fn lists_are_claimed_in_priority_order(broker: &dyn Broker) {
         .unwrap();
     assert_eq!(claim.list, "high");
     assert_eq!(claim.items[0].uuid, uuid(2));
+}
+
+/// The API's group commit: batches with their own lists and times to live, in one call.
+pub(crate) fn ingest_batches_stores_each_batch_on_its_own_lists(broker: &dyn Broker) {
+    let to_a: Vec<HotVcon> = (0..3)
+        .map(|i| hot_at(&uuid(i), 1_700_000_000_000_000 + i as i64, &["name:A"]))
+        .collect();
+    let to_b: Vec<HotVcon> = (3..5).map(|i| hot(&uuid(i))).collect();
+    let to_both = vec![hot(&uuid(5))];
+    let (a, b, both) = (
+        vec!["a".to_owned()],
+        vec!["b".to_owned()],
+        vec!["a".to_owned(), "b".to_owned()],
+    );
+    broker
+        .ingest_batches(&[
+            IngestBatch {
+                vcons: &to_a,
+                lists: &a,
+                ttl: None,
+            },
+            IngestBatch {
+                vcons: &to_b,
+                lists: &b,
+                ttl: Some(Duration::from_millis(1)),
+            },
+            IngestBatch {
+                vcons: &to_both,
+                lists: &both,
+                ttl: None,
+            },
+        ])
+        .unwrap();
+    let uuids = |list: &str| -> Vec<String> {
+        broker
+            .entries(list, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.uuid)
+            .collect()
+    };
+    assert_eq!(uuids("a"), [uuid(0), uuid(1), uuid(2), uuid(5)]);
+    assert_eq!(uuids("b"), [uuid(3), uuid(4), uuid(5)]);
+    let all: Vec<String> = (0..6).map(uuid).collect();
+    let keys: Vec<&str> = all.iter().map(String::as_str).collect();
+    assert!(
+        broker.get_vcons(&keys).unwrap().iter().all(Option::is_some),
+        "every vCon stored (the short time to live waits while they are queued)"
+    );
+    assert_eq!(
+        broker.search(&["name:A".into()]).unwrap().len(),
+        3,
+        "indexed as by ingest"
+    );
+    assert_eq!(page(broker, 0, 10).len(), 6, "listed as by ingest");
 }
 
 pub(crate) fn hot_store_round_trips_and_deletes(broker: &dyn Broker) {

@@ -1,0 +1,105 @@
+//! WAL checkpoints of the embedded broker, off the request path.
+//!
+//! SQLite copies the WAL back into the database (a checkpoint) in whichever commit takes the WAL
+//! past 1000 pages, and at `synchronous=NORMAL` a checkpoint fsyncs the WAL and the database:
+//! every hundredth `POST /vcon` or so waited for those fsyncs, milliseconds each, which set the
+//! API's tail latency and a good part of its mean. While `vcon-host run` holds the broker, this
+//! thread checkpoints instead, on a connection of its own, so a commit only appends to the WAL.
+//!
+//! A `PASSIVE` checkpoint never blocks a writer, but the WAL only starts over from its beginning
+//! when a write finds every frame copied back, and under steady load a frame is always being
+//! appended. So once the WAL is over [`WAL_LIMIT_PAGES`], the thread copies what is left while
+//! holding the broker's connection, so no commit comes between: the next commit then starts the
+//! WAL over. That short pause (the few frames appended since the copy before, and one fsync)
+//! comes once per [`WAL_LIMIT_PAGES`] pages instead of once per 1000.
+
+use std::path::Path;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::BrokerError;
+
+/// How often the thread checkpoints.
+const INTERVAL: Duration = Duration::from_millis(100);
+
+/// Past this many pages in the WAL (16,000 × 4 KiB = 64 MiB), the checkpoint finishes while no
+/// commit can come between, so the WAL starts over and stays bounded.
+pub(crate) const WAL_LIMIT_PAGES: i64 = 16_000;
+
+/// The checkpoint thread of a broker opened for `run`; stops (after a last checkpoint) when
+/// dropped.
+#[derive(Debug)]
+pub(crate) struct Checkpointer {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Starts checkpointing the database at `path`, whose writers all go through `writer`.
+    pub(crate) fn start(path: &Path, writer: Arc<Mutex<Connection>>) -> Result<Self, BrokerError> {
+        let sql = |source| BrokerError::Sqlite {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(sql)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        let label = path.display().to_string();
+        let thread = std::thread::Builder::new()
+            .name("vcon-broker-checkpoint".into())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
+                    if let Err(err) = checkpoint(&conn, &writer) {
+                        tracing::warn!("checkpointing the broker WAL of {label}: {err}");
+                    }
+                }
+                if let Err(err) = checkpoint(&conn, &writer) {
+                    tracing::warn!("checkpointing the broker WAL of {label}: {err}");
+                }
+            })
+            .map_err(|source| BrokerError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        Ok(Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One round: a `PASSIVE` checkpoint beside the writers, then, if the WAL is over the limit,
+/// another with the writers held off. Answers the WAL's size in pages after the round.
+pub(crate) fn checkpoint(
+    conn: &Connection,
+    writer: &Mutex<Connection>,
+) -> Result<i64, rusqlite::Error> {
+    let log = passive(conn)?;
+    if log < WAL_LIMIT_PAGES {
+        return Ok(log);
+    }
+    // Everything may be copied already, yet a commit since has appended to the WAL: only a
+    // round with the writers held off leaves nothing uncopied for the next commit to find.
+    let _writers_wait = writer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    passive(conn)
+}
+
+/// `PRAGMA wal_checkpoint(PASSIVE)`, answering how many pages the WAL holds.
+fn passive(conn: &Connection) -> Result<i64, rusqlite::Error> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
+}
