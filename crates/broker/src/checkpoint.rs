@@ -28,7 +28,7 @@ const INTERVAL: Duration = Duration::from_millis(100);
 
 /// Past this many pages in the WAL (16,000 × 4 KiB = 64 MiB), the checkpoint finishes while no
 /// commit can come between, so the WAL starts over and stays bounded.
-pub(crate) const WAL_LIMIT_PAGES: i64 = 16_000;
+const WAL_LIMIT_PAGES: i64 = 16_000;
 
 /// The checkpoint thread of a broker opened for `run`; stops (after a last checkpoint) when
 /// dropped.
@@ -51,14 +51,17 @@ impl Checkpointer {
         let label = path.display().to_string();
         let thread = std::thread::Builder::new()
             .name("vcon-broker-checkpoint".into())
-            .spawn(move || {
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
-                    if let Err(err) = checkpoint(&conn, &writer) {
-                        tracing::warn!("checkpointing the broker WAL of {label}: {err}");
-                    }
-                }
+            .spawn(move || loop {
+                // Every interval, and once more when told to stop.
+                let stopping = !matches!(
+                    stopped.recv_timeout(INTERVAL),
+                    Err(RecvTimeoutError::Timeout)
+                );
                 if let Err(err) = checkpoint(&conn, &writer) {
                     tracing::warn!("checkpointing the broker WAL of {label}: {err}");
+                }
+                if stopping {
+                    break;
                 }
             })
             .map_err(|source| BrokerError::Io {
@@ -82,21 +85,17 @@ impl Drop for Checkpointer {
 }
 
 /// One round: a `PASSIVE` checkpoint beside the writers, then, if the WAL is over the limit,
-/// another with the writers held off. Answers the WAL's size in pages after the round.
-pub(crate) fn checkpoint(
-    conn: &Connection,
-    writer: &Mutex<Connection>,
-) -> Result<i64, rusqlite::Error> {
-    let log = passive(conn)?;
-    if log < WAL_LIMIT_PAGES {
-        return Ok(log);
+/// another with the writers held off.
+fn checkpoint(conn: &Connection, writer: &Mutex<Connection>) -> Result<(), rusqlite::Error> {
+    if passive(conn)? < WAL_LIMIT_PAGES {
+        return Ok(());
     }
     // Everything may be copied already, yet a commit since has appended to the WAL: only a
     // round with the writers held off leaves nothing uncopied for the next commit to find.
     let _writers_wait = writer
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    passive(conn)
+    passive(conn).map(drop)
 }
 
 /// `PRAGMA wal_checkpoint(PASSIVE)`, answering how many pages the WAL holds.

@@ -14,9 +14,9 @@
 //!
 //! The trait is synchronous: the embedded broker is a local file whose operations take
 //! microseconds, Redis answers in tens of microseconds on loopback, and chain workers are
-//! threads, not async tasks. The HTTP API calls the embedded broker inline ([`Broker::is_local`])
-//! and Redis from `block_in_place`, and commits concurrent `POST /vcon`s together
-//! ([`Broker::ingest_batches`]).
+//! threads, not async tasks. The HTTP API calls it from `block_in_place`, except for `POST
+//! /vcon`, whose group commit ([`Broker::ingest_batches`]) calls the embedded broker inline
+//! ([`Broker::is_local`]).
 
 mod checkpoint;
 mod hot;
@@ -210,7 +210,7 @@ pub trait Broker: Send + Sync + std::fmt::Debug {
 
     /// Whether every call is answered on this machine without network I/O, in microseconds
     /// (the embedded broker): an async caller may then make short calls inline rather than
-    /// pay a hand-off to another thread, which costs more than the call.
+    /// pay a hand-off to another thread, which can cost more than the call.
     fn is_local(&self) -> bool {
         false
     }

@@ -152,3 +152,36 @@ fn a_running_broker_checkpoints_off_the_commit_path_and_keeps_its_wal_bounded() 
     let reopened = SqliteBroker::open(&path).unwrap();
     assert_eq!(reopened.len("in").unwrap(), 4_000, "every commit kept");
 }
+
+#[test]
+fn a_failed_write_is_rolled_back_whole_and_the_broker_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broker.sqlite");
+    let broker = SqliteBroker::open(&path).unwrap();
+    // A trigger of the test's own makes the last statement of an ingest fail, after the vCon
+    // row is written: the transaction must take the row back with it.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER poison BEFORE INSERT ON list_items WHEN NEW.list = 'poison'
+             BEGIN SELECT RAISE(ABORT, 'poisoned list'); END;",
+        )
+        .unwrap();
+    let err = broker
+        .ingest(&[hot(&uuid(1))], &["poison".to_owned()], None)
+        .unwrap_err();
+    assert!(err.to_string().contains("poisoned list"), "{err}");
+    assert!(
+        broker.get_vcons(&[&uuid(1)]).unwrap()[0].is_none(),
+        "half an ingest was kept"
+    );
+    assert!(
+        contract::page(&broker, 0, 10).is_empty(),
+        "half an ingest was listed"
+    );
+    // The connection is not left inside the failed transaction.
+    broker
+        .ingest(&[hot(&uuid(2))], &["in".to_owned()], None)
+        .unwrap();
+    assert_eq!(broker.len("in").unwrap(), 1);
+}
