@@ -349,6 +349,24 @@ fn main() {
             api_only_row(base, &url, docs, clients);
         }
     }
+    // The floor under every row: one client's round trip to a route that does nothing.
+    let host = Host::start(API_ONLY_CONFIG);
+    let mut health = Poster::connect(&format!("{}/api/health", host.base));
+    let mut times: Vec<Duration> = (0..requests)
+        .map(|_| {
+            let sent = Instant::now();
+            assert_eq!(health.get(), 200);
+            sent.elapsed()
+        })
+        .collect();
+    times.sort();
+    let total: Duration = times.iter().sum();
+    println!(
+        "floor: GET /api/health, 1 client: {:.0} requests/s, p50 {}",
+        times.len() as f64 / total.as_secs_f64(),
+        micros(percentile(&times, 0.5))
+    );
+    drop(host);
     let broker = broker_write_p50(&five_kb);
     if let Some(http) = one_client_5kb_p50 {
         println!(

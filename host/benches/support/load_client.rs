@@ -10,12 +10,14 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
-/// One keep-alive connection posting JSON to one URL.
+/// One keep-alive connection posting JSON to (or getting) one URL.
 #[derive(Debug)]
 pub(crate) struct Poster {
     stream: TcpStream,
-    /// The request head up to the `content-length` value.
+    /// The `POST` head up to the `content-length` value.
     head: String,
+    /// The whole `GET` request.
+    get: String,
     out: Vec<u8>,
     answer: Vec<u8>,
 }
@@ -30,13 +32,14 @@ impl Poster {
         let stream = TcpStream::connect(authority)
             .unwrap_or_else(|err| panic!("connecting to {authority}: {err}"));
         stream.set_nodelay(true).expect("TCP_NODELAY");
+        let path = if path.is_empty() { "/" } else { path };
         Self {
             stream,
             head: format!(
-                "POST {} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\n\
-                 content-length: ",
-                if path.is_empty() { "/" } else { path }
+                "POST {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\n\
+                 content-length: "
             ),
+            get: format!("GET {path} HTTP/1.1\r\nhost: {authority}\r\n\r\n"),
             out: Vec::new(),
             answer: Vec::new(),
         }
@@ -52,6 +55,14 @@ impl Poster {
         self.out.extend_from_slice(body);
         self.stream
             .write_all(&self.out)
+            .expect("sending the request");
+        self.read_answer()
+    }
+
+    /// Gets the URL; answers the status once the whole answer is read.
+    pub(crate) fn get(&mut self) -> u16 {
+        self.stream
+            .write_all(self.get.as_bytes())
             .expect("sending the request");
         self.read_answer()
     }
