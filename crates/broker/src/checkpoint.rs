@@ -12,19 +12,30 @@
 //! holding the broker's connection, so no commit comes between: the next commit then starts the
 //! WAL over. That short pause (the few frames appended since the copy before, and one fsync)
 //! comes once per [`WAL_LIMIT_PAGES`] pages instead of once per 1000.
+//!
+//! A round comes every [`INTERVAL`], or sooner once [`FRAMES_PER_ROUND`] frames were written,
+//! so a fast writer cannot carry the WAL far past the limit between two rounds.
 
 use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
 use crate::BrokerError;
 
-/// How often the thread checkpoints.
+/// How often the thread checkpoints at the least.
 const INTERVAL: Duration = Duration::from_millis(100);
+
+/// How often the thread looks at how many WAL frames this process has written.
+const POLL: Duration = Duration::from_millis(10);
+
+/// The thread checkpoints before [`INTERVAL`] is up once this many frames (32 MiB of pages)
+/// were written since the last round: a writer that commits one vCon every 60 µs appends over
+/// 100 MB in 100 ms, which would carry the WAL far past [`WAL_LIMIT_PAGES`] between two rounds.
+const FRAMES_PER_ROUND: u64 = 8_000;
 
 /// Past this many pages in the WAL (16,000 × 4 KiB = 64 MiB), the checkpoint finishes while no
 /// commit can come between, so the WAL starts over and stays bounded.
@@ -45,23 +56,31 @@ impl Checkpointer {
             path: path.display().to_string(),
             source,
         };
-        let conn = Connection::open(path).map_err(sql)?;
+        let conn = crate::sqlite::connect(path)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
         let (stop, stopped) = mpsc::channel::<()>();
         let label = path.display().to_string();
         let thread = std::thread::Builder::new()
             .name("vcon-broker-checkpoint".into())
-            .spawn(move || loop {
-                // Every interval, and once more when told to stop.
-                let stopping = !matches!(
-                    stopped.recv_timeout(INTERVAL),
-                    Err(RecvTimeoutError::Timeout)
-                );
-                if let Err(err) = checkpoint(&conn, &writer) {
-                    tracing::warn!("checkpointing the broker WAL of {label}: {err}");
-                }
-                if stopping {
-                    break;
+            .spawn(move || {
+                let mut last_round = (Instant::now(), frames_written());
+                loop {
+                    // Every interval or every FRAMES_PER_ROUND frames, and once more when told
+                    // to stop.
+                    let stopping =
+                        !matches!(stopped.recv_timeout(POLL), Err(RecvTimeoutError::Timeout));
+                    let due = last_round.0.elapsed() >= INTERVAL
+                        || frames_written().saturating_sub(last_round.1) >= FRAMES_PER_ROUND;
+                    if !(due || stopping) {
+                        continue;
+                    }
+                    last_round = (Instant::now(), frames_written());
+                    if let Err(err) = checkpoint(&conn, &writer) {
+                        tracing::warn!("checkpointing the broker WAL of {label}: {err}");
+                    }
+                    if stopping {
+                        break;
+                    }
                 }
             })
             .map_err(|source| BrokerError::Io {
@@ -96,6 +115,12 @@ fn checkpoint(conn: &Connection, writer: &Mutex<Connection>) -> Result<(), rusql
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     passive(conn).map(drop)
+}
+
+/// WAL frames written by this process so far (every broker connection writes through
+/// `sqlite-wal-vfs`, which counts them; another process's writes are caught by [`INTERVAL`]).
+fn frames_written() -> u64 {
+    sqlite_wal_vfs::wal_writes().frames
 }
 
 /// `PRAGMA wal_checkpoint(PASSIVE)`, answering how many pages the WAL holds.
