@@ -4,7 +4,8 @@
 //!   each checked by loading it through the real loader and described in one line;
 //! - `test`: builds the plugins, the test fixture plugins and the host, then runs every test;
 //! - `run`: builds everything and starts `vcon-host run` on `config.yml`;
-//! - `bench NAME`: runs a benchmark suite (`abi`, `vcon`, `ingest`, `postgres`, `object-store`).
+//! - `bench NAME`: runs a benchmark suite (`abi`, `vcon`, `ingest`, `api`, `broker`, `postgres`,
+//!   `object-store`, `wal-vfs`).
 //!
 //! Every step prints the command it runs and where its output went.
 
@@ -39,7 +40,7 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Run a benchmark suite: abi, vcon, ingest, postgres, object-store
+    /// Run a benchmark suite: abi, vcon, ingest, api, broker, postgres, object-store, wal-vfs
     Bench {
         /// Which suite
         suite: String,

@@ -253,8 +253,9 @@ pub(crate) fn bench(suite: &str, extra: &[String]) -> Result<()> {
         "api" => ("vcon-host", "api"),
         "postgres" => ("postgres", "postgres"),
         "object-store" => ("object-store", "object_store"),
+        "wal-vfs" => ("sqlite-wal-vfs", "commit"),
         other => bail!(
-            "unknown benchmark suite `{other}`: expected abi, vcon, ingest, api, broker, postgres or object-store"
+            "unknown benchmark suite `{other}`: expected abi, vcon, ingest, api, broker, postgres, object-store or wal-vfs"
         ),
     };
     if suite == "object-store" {

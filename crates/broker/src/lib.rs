@@ -169,15 +169,6 @@ pub enum BrokerError {
         #[source]
         source: rusqlite::Error,
     },
-    /// The VFS the embedded broker opens its file through could not be set up.
-    #[error("broker database {path}: {source}")]
-    Vfs {
-        /// The database file.
-        path: String,
-        /// Why.
-        #[source]
-        source: sqlite_wal_vfs::VfsError,
-    },
     /// The broker's file could not be prepared.
     #[error("broker file {path}: {source}")]
     Io {

@@ -83,15 +83,9 @@ pub struct SqliteBroker {
 /// kernel in one write instead of two per page (a `POST /vcon` commit changes about twenty
 /// pages).
 pub(crate) fn connect(path: &Path) -> Result<Connection, BrokerError> {
-    sqlite_wal_vfs::open(path).map_err(|err| match err {
-        sqlite_wal_vfs::OpenError::Sqlite(source) => BrokerError::Sqlite {
-            path: path.display().to_string(),
-            source,
-        },
-        sqlite_wal_vfs::OpenError::Vfs(source) => BrokerError::Vfs {
-            path: path.display().to_string(),
-            source,
-        },
+    sqlite_wal_vfs::open(path).map_err(|source| BrokerError::Sqlite {
+        path: path.display().to_string(),
+        source,
     })
 }
 

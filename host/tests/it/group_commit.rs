@@ -17,17 +17,22 @@ fn ingest(i: usize) -> Ingest {
     }
 }
 
+/// The API's runtime shape: two worker threads.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn cancelled_waiters_never_stall_the_queue_and_acknowledged_vcons_are_stored() {
     let dir = tempfile::tempdir().unwrap();
     let broker: Arc<dyn Broker> =
         Arc::new(SqliteBroker::open_for_run(&dir.path().join("broker.sqlite")).unwrap());
     let commit = Arc::new(GroupCommit::default());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let acknowledged: Vec<usize> = runtime.block_on(async {
         let tasks: Vec<_> = (0..600)
             .map(|i| {
@@ -86,4 +91,190 @@ fn cancelled_waiters_never_stall_the_queue_and_acknowledged_vcons_are_stored() {
             "{uuid} was acknowledged but not queued"
         );
     }
+}
+
+/// The embedded broker with one fault put in: a batch holding [`POISON`] panics before it is
+/// written, and one holding [`GATE`] takes 300 ms (so the requests behind it queue up and the
+/// next leader takes them all in one batch).
+#[derive(Debug)]
+struct PanicsOnPoison(SqliteBroker);
+
+const GATE: usize = 1;
+const POISON: usize = 10;
+
+fn holds(batches: &[vcon_host::broker::IngestBatch<'_>], i: usize) -> bool {
+    let uuid = format!("00000000-0000-4000-8000-{i:012}");
+    batches
+        .iter()
+        .any(|b| b.vcons.iter().any(|v| v.uuid == uuid))
+}
+
+impl Broker for PanicsOnPoison {
+    fn ingest_batches(
+        &self,
+        batches: &[vcon_host::broker::IngestBatch<'_>],
+    ) -> Result<(), vcon_host::broker::BrokerError> {
+        assert!(!holds(batches, POISON), "the poisoned vCon");
+        if holds(batches, GATE) {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        self.0.ingest_batches(batches)
+    }
+    fn ingest(
+        &self,
+        vcons: &[HotVcon],
+        lists: &[String],
+        ttl: Option<Duration>,
+    ) -> Result<(), vcon_host::broker::BrokerError> {
+        self.ingest_batches(&[vcon_host::broker::IngestBatch { vcons, lists, ttl }])
+    }
+    fn is_local(&self) -> bool {
+        true
+    }
+    fn put_vcon(&self, v: &HotVcon) -> Result<(), vcon_host::broker::BrokerError> {
+        self.0.put_vcon(v)
+    }
+    fn get_vcons(
+        &self,
+        u: &[&str],
+    ) -> Result<Vec<Option<HotVcon>>, vcon_host::broker::BrokerError> {
+        self.0.get_vcons(u)
+    }
+    fn delete_vcon(&self, u: &str) -> Result<bool, vcon_host::broker::BrokerError> {
+        self.0.delete_vcon(u)
+    }
+    fn forget(&self, u: &str) -> Result<bool, vcon_host::broker::BrokerError> {
+        self.0.forget(u)
+    }
+    fn list_uuids(
+        &self,
+        p: &vcon_host::broker::ListingPage,
+    ) -> Result<Vec<String>, vcon_host::broker::BrokerError> {
+        self.0.list_uuids(p)
+    }
+    fn search(&self, k: &[String]) -> Result<Vec<String>, vcon_host::broker::BrokerError> {
+        self.0.search(k)
+    }
+    fn expire_vcon(
+        &self,
+        u: &str,
+        t: Option<Duration>,
+    ) -> Result<bool, vcon_host::broker::BrokerError> {
+        self.0.expire_vcon(u, t)
+    }
+    fn push(&self, l: &str, u: &[&str]) -> Result<(), vcon_host::broker::BrokerError> {
+        self.0.push(l, u)
+    }
+    fn claim(
+        &self,
+        l: &[String],
+        o: &str,
+        m: usize,
+    ) -> Result<Option<vcon_host::broker::Claim>, vcon_host::broker::BrokerError> {
+        self.0.claim(l, o, m)
+    }
+    fn finish(
+        &self,
+        i: &[vcon_host::broker::ItemId],
+        f: &vcon_host::broker::Finish,
+    ) -> Result<(), vcon_host::broker::BrokerError> {
+        self.0.finish(i, f)
+    }
+    fn requeue_abandoned(&self) -> Result<u64, vcon_host::broker::BrokerError> {
+        self.0.requeue_abandoned()
+    }
+    fn pop_back(&self, l: &str, c: usize) -> Result<Vec<String>, vcon_host::broker::BrokerError> {
+        self.0.pop_back(l, c)
+    }
+    fn len(&self, l: &str) -> Result<u64, vcon_host::broker::BrokerError> {
+        self.0.len(l)
+    }
+    fn entries(
+        &self,
+        l: &str,
+        n: usize,
+    ) -> Result<Vec<vcon_host::broker::ListEntry>, vcon_host::broker::BrokerError> {
+        self.0.entries(l, n)
+    }
+    fn remove_entry(
+        &self,
+        i: &vcon_host::broker::ItemId,
+    ) -> Result<bool, vcon_host::broker::BrokerError> {
+        self.0.remove_entry(i)
+    }
+    fn lists(&self) -> Result<Vec<(String, u64)>, vcon_host::broker::BrokerError> {
+        self.0.lists()
+    }
+    fn purge_expired(&self) -> Result<u64, vcon_host::broker::BrokerError> {
+        self.0.purge_expired()
+    }
+}
+
+#[test]
+fn a_leader_that_panics_fails_its_batch_with_an_answer_and_the_queue_moves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker: Arc<dyn Broker> = Arc::new(PanicsOnPoison(
+        SqliteBroker::open_for_run(&dir.path().join("broker.sqlite")).unwrap(),
+    ));
+    let commit = Arc::new(GroupCommit::default());
+    let runtime = runtime();
+    let outcomes = runtime.block_on(async {
+        let spawn = |i: usize| {
+            let (broker, commit) = (Arc::clone(&broker), Arc::clone(&commit));
+            tokio::spawn(async move { commit.ingest(&*broker, ingest(i)).await })
+        };
+        // The gate leads first; the others queue behind it and form the next batch, which
+        // holds the poisoned vCon.
+        let gate = spawn(GATE);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let behind: Vec<_> = (GATE + 1..=20).map(spawn).collect();
+        let gate = gate.await.unwrap();
+        let mut outcomes = Vec::new();
+        for task in behind {
+            outcomes.push(tokio::time::timeout(Duration::from_secs(10), task).await);
+        }
+        (gate, outcomes)
+    });
+    let (gate, behind) = outcomes;
+    assert!(gate.is_ok(), "the gate's own batch was fine: {gate:?}");
+    let mut panicked = 0;
+    for outcome in behind {
+        match outcome.expect("a request of the poisoned batch was never answered") {
+            Err(join) => {
+                assert!(join.is_panic());
+                panicked += 1;
+            }
+            Ok(Ok(())) => panic!("a request of the poisoned batch was acknowledged"),
+            Ok(Err(err)) => {
+                assert_eq!(err.status, axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+                assert!(
+                    err.detail.to_string().contains("post it again"),
+                    "{:?}",
+                    err.detail
+                );
+            }
+        }
+    }
+    assert_eq!(panicked, 1, "only the leader of the poisoned batch panics");
+    // The lead was handed on when the leader unwound: a new request is answered at once.
+    runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), commit.ingest(&*broker, ingest(100)))
+            .await
+            .expect("the queue stalled behind the panicked leader")
+            .unwrap();
+    });
+    let queued: Vec<String> = broker
+        .entries("in", 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.uuid)
+        .collect();
+    assert_eq!(
+        queued,
+        vec![
+            "00000000-0000-4000-8000-000000000001".to_owned(),
+            "00000000-0000-4000-8000-000000000100".to_owned()
+        ],
+        "only the acknowledged vCons are stored"
+    );
 }

@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{plugin, run, stop, Scratch};
@@ -212,6 +212,26 @@ impl Host {
     }
 }
 
+/// Sends `kill -{name}` to `pid`.
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// The uuids in the processing lists of the workers whose owner contains `marker`.
+fn held_by(redis: &mut Resp, marker: &str) -> Vec<String> {
+    redis
+        .strings(&["HKEYS", "vcon-host:processing"])
+        .into_iter()
+        .filter(|key| key.contains(marker))
+        .flat_map(|key| redis.strings(&["LRANGE", &key, "0", "-1"]))
+        .collect()
+}
+
 fn sqlite_ids(scratch: &Scratch) -> Vec<String> {
     let path = scratch.path().join("data/vcons.sqlite");
     if !path.exists() {
@@ -348,6 +368,25 @@ fn a_host_killed_mid_run_loses_nothing_the_other_takes_its_claims_back() {
         );
         std::thread::sleep(Duration::from_millis(5));
     };
+    // Kill it while it holds a claim, so the kill lands mid-batch and not in the moment
+    // between two batches: once it is seen holding one, it is frozen (SIGSTOP) and looked at
+    // again, and let go on if it finished the batch in between.
+    let marker = format!(":{}:", victim.pid());
+    let held = loop {
+        if !held_by(&mut redis, &marker).is_empty() {
+            signal(victim.pid(), "STOP");
+            let held = held_by(&mut redis, &marker);
+            if !held.is_empty() {
+                break held;
+            }
+            signal(victim.pid(), "CONT");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the victim never held a claim when looked at"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
     let mut victim = victim;
     victim.kill();
     let killed_at = Instant::now();
@@ -356,22 +395,9 @@ fn a_host_killed_mid_run_loses_nothing_the_other_takes_its_claims_back() {
         stored_at_kill < VCONS * 3 / 4,
         "the kill came too late to test anything ({stored_at_kill} stored)"
     );
-
-    // What the victim held when it died: its workers' processing lists (owner `{pid}:{n}`).
-    let marker = format!(":{}:", victim.pid());
-    let held: Vec<String> = redis
-        .strings(&["HKEYS", "vcon-host:processing"])
-        .into_iter()
-        .filter(|key| key.contains(&marker))
-        .flat_map(|key| redis.strings(&["LRANGE", &key, "0", "-1"]))
-        .collect();
     eprintln!(
         "killed the victim after it stored {by_victim}; {stored_at_kill} rows in all; it held {} uuids",
         held.len()
-    );
-    assert!(
-        !held.is_empty(),
-        "the victim held no claim when killed: nothing to recover was tested"
     );
 
     let output = ingest.wait_with_output().unwrap();
