@@ -12,8 +12,8 @@ use vcon_host::{app, plugin_paths};
 
 /// mimalloc instead of glibc's malloc: the API allocates and frees request buffers on several
 /// threads, which glibc's arenas served at about a tenth of the samples of a `perf record` of
-/// `cargo xtask bench api`. Plugins keep their
-/// own allocator (each `cdylib` has its own); nothing allocated on one side is freed on the other.
+/// `cargo xtask bench api`. Plugins keep their own allocator (each `cdylib` has its own);
+/// nothing allocated on one side is freed on the other.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -66,6 +66,18 @@ unsafe fn methods(file: *mut ffi::sqlite3_file) -> &'static ffi::sqlite3_io_meth
     &*(*inner(file)).pMethods
 }
 
+/// The default VFS's methods for `file` if they are of `version` or later (the shared-memory
+/// methods came with version 2, the memory-map ones with 3).
+///
+/// # Safety
+/// `file` is open.
+unsafe fn methods_since(
+    file: *mut ffi::sqlite3_file,
+    version: c_int,
+) -> Option<&'static ffi::sqlite3_io_methods> {
+    Some(methods(file)).filter(|m| m.iVersion >= version)
+}
+
 /// The WAL run of `file`, if it is a WAL file.
 ///
 /// # Safety
@@ -290,12 +302,11 @@ unsafe extern "C" fn shm_map(
     extend: c_int,
     out: *mut *mut c_void,
 ) -> c_int {
-    match methods(file) {
-        m if m.iVersion >= 2 => m.xShmMap.map_or(ffi::SQLITE_IOERR_SHMMAP, |f| {
+    methods_since(file, 2)
+        .and_then(|m| m.xShmMap)
+        .map_or(ffi::SQLITE_IOERR_SHMMAP, |f| {
             f(inner(file), page, page_size, extend, out)
-        }),
-        _ => ffi::SQLITE_IOERR_SHMMAP,
-    }
+        })
 }
 
 unsafe extern "C" fn shm_lock(
@@ -304,30 +315,23 @@ unsafe extern "C" fn shm_lock(
     n: c_int,
     flags: c_int,
 ) -> c_int {
-    match methods(file) {
-        m if m.iVersion >= 2 => m.xShmLock.map_or(ffi::SQLITE_IOERR_SHMLOCK, |f| {
+    methods_since(file, 2)
+        .and_then(|m| m.xShmLock)
+        .map_or(ffi::SQLITE_IOERR_SHMLOCK, |f| {
             f(inner(file), offset, n, flags)
-        }),
-        _ => ffi::SQLITE_IOERR_SHMLOCK,
-    }
+        })
 }
 
 unsafe extern "C" fn shm_barrier(file: *mut ffi::sqlite3_file) {
-    let m = methods(file);
-    if m.iVersion >= 2 {
-        if let Some(f) = m.xShmBarrier {
-            f(inner(file));
-        }
+    if let Some(f) = methods_since(file, 2).and_then(|m| m.xShmBarrier) {
+        f(inner(file));
     }
 }
 
 unsafe extern "C" fn shm_unmap(file: *mut ffi::sqlite3_file, delete: c_int) -> c_int {
-    match methods(file) {
-        m if m.iVersion >= 2 => m
-            .xShmUnmap
-            .map_or(ffi::SQLITE_OK, |f| f(inner(file), delete)),
-        _ => ffi::SQLITE_OK,
-    }
+    methods_since(file, 2)
+        .and_then(|m| m.xShmUnmap)
+        .map_or(ffi::SQLITE_OK, |f| f(inner(file), delete))
 }
 
 unsafe extern "C" fn fetch(
@@ -340,11 +344,10 @@ unsafe extern "C" fn fetch(
     if rc != ffi::SQLITE_OK {
         return rc;
     }
-    match methods(file) {
-        m if m.iVersion >= 3 => m
-            .xFetch
-            .map_or(ffi::SQLITE_OK, |f| f(inner(file), offset, amount, out)),
-        _ => {
+    match methods_since(file, 3).and_then(|m| m.xFetch) {
+        Some(f) => f(inner(file), offset, amount, out),
+        None => {
+            // No memory map: SQLite reads the page instead.
             *out = ptr::null_mut();
             ffi::SQLITE_OK
         }
@@ -356,10 +359,7 @@ unsafe extern "C" fn unfetch(
     offset: ffi::sqlite3_int64,
     p: *mut c_void,
 ) -> c_int {
-    match methods(file) {
-        m if m.iVersion >= 3 => m
-            .xUnfetch
-            .map_or(ffi::SQLITE_OK, |f| f(inner(file), offset, p)),
-        _ => ffi::SQLITE_OK,
-    }
+    methods_since(file, 3)
+        .and_then(|m| m.xUnfetch)
+        .map_or(ffi::SQLITE_OK, |f| f(inner(file), offset, p))
 }

@@ -1,6 +1,21 @@
 //! Every commit is in the file when SQLite publishes it.
 
+use std::path::Path;
+
+use rusqlite::Connection;
+
 use crate::{insert, plain, summary, writer};
+
+/// A writer with a page cache of five pages, holding `rows` rows: a big transaction on it
+/// writes (spills) frames to the log before its commit.
+fn spilling_writer(path: &Path, rows: i64, size: usize) -> Connection {
+    let w = writer(path);
+    w.pragma_update(None, "cache_size", 5).unwrap();
+    for i in 1..=rows {
+        insert(&w, i, size);
+    }
+    w
+}
 
 #[test]
 fn a_plain_connection_sees_each_commit_at_once() {
@@ -31,12 +46,7 @@ fn a_plain_connection_sees_each_commit_at_once() {
 fn a_rolled_back_transaction_that_spilled_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.sqlite");
-    let w = writer(&path);
-    // A cache of a few pages: a big transaction writes (spills) frames before its commit.
-    w.pragma_update(None, "cache_size", 5).unwrap();
-    for i in 1..=20 {
-        insert(&w, i, 2_000);
-    }
+    let w = spilling_writer(&path, 20, 2_000);
     w.execute_batch("BEGIN IMMEDIATE").unwrap();
     for i in 1000..1400 {
         insert(&w, i, 3_000);
@@ -53,11 +63,7 @@ fn a_rolled_back_transaction_that_spilled_leaves_nothing() {
 fn pages_rewritten_within_a_spilling_transaction_commit_whole() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.sqlite");
-    let w = writer(&path);
-    w.pragma_update(None, "cache_size", 5).unwrap();
-    for i in 1..=200 {
-        insert(&w, i, 1_000);
-    }
+    let w = spilling_writer(&path, 200, 1_000);
     // One transaction that changes every row several times: pages spill to the log and are
     // then written again in place, and the commit rewrites the frames' checksums.
     w.execute_batch("BEGIN IMMEDIATE").unwrap();
