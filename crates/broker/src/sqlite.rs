@@ -53,6 +53,9 @@ CREATE TABLE IF NOT EXISTS search_terms (
 CREATE INDEX IF NOT EXISTS search_terms_uuid ON search_terms(uuid);
 ";
 
+/// Statements the broker's connection keeps prepared.
+const STATEMENT_CACHE: usize = 64;
+
 /// SQL true for a `vcons` row whose uuid still waits in (or is claimed from) a list other than a
 /// dead-letter list: such a vCon does not expire, for reads and for purges alike. A macro so
 /// both statements stay `&'static str` built by `concat!`.
@@ -140,6 +143,9 @@ impl SqliteBroker {
         };
         let conn = connect(path)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
+        // Room for every statement this broker caches (rusqlite keeps 16 by default, fewer than
+        // the API's and the workers' together, so they would evict and re-prepare each other).
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sql)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -264,21 +270,53 @@ fn row_to_vcon(row: &rusqlite::Row<'_>) -> rusqlite::Result<HotVcon> {
     })
 }
 
-/// Records a vCon in the listing and replaces its search terms.
+/// Records a vCon in the listing and replaces its search terms. A vCon not listed before has
+/// no terms to replace (both are written and forgotten together), which spares a fresh vCon,
+/// the common case, the look-up of old ones.
 fn index(tx: &Connection, v: &HotVcon) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO listing (uuid, created_at_us) VALUES (?1, ?2)
-         ON CONFLICT(uuid) DO UPDATE SET created_at_us = excluded.created_at_us",
-    )?
-    .execute(params![v.uuid, v.created_at_us])?;
-    tx.prepare_cached("DELETE FROM search_terms WHERE uuid = ?1")?
-        .execute([&v.uuid])?;
-    let mut insert =
-        tx.prepare_cached("INSERT OR IGNORE INTO search_terms (term, uuid) VALUES (?1, ?2)")?;
-    for term in &v.search_keys {
-        insert.execute(params![term, v.uuid])?;
+    let listed_before = tx
+        .prepare_cached("INSERT OR IGNORE INTO listing (uuid, created_at_us) VALUES (?1, ?2)")?
+        .execute(params![v.uuid, v.created_at_us])?
+        == 0;
+    if listed_before {
+        tx.prepare_cached("UPDATE listing SET created_at_us = ?2 WHERE uuid = ?1")?
+            .execute(params![v.uuid, v.created_at_us])?;
+        tx.prepare_cached("DELETE FROM search_terms WHERE uuid = ?1")?
+            .execute([&v.uuid])?;
+    }
+    for terms in v.search_keys.chunks(TERMS_PER_INSERT) {
+        let mut insert = tx.prepare_cached(insert_terms_sql(terms.len()))?;
+        for (i, term) in terms.iter().enumerate() {
+            insert.raw_bind_parameter(i + 2, term)?;
+        }
+        insert.raw_bind_parameter(1, &v.uuid)?;
+        insert.raw_execute()?;
     }
     Ok(())
+}
+
+/// Search terms written by one statement at most: a vCon's terms (two to four per party) go in
+/// one or two statements instead of one each, with few distinct statements to cache.
+const TERMS_PER_INSERT: usize = 8;
+
+/// `INSERT OR IGNORE` of `count` terms (`?2`...) for one uuid (`?1`), for `1..=TERMS_PER_INSERT`.
+fn insert_terms_sql(count: usize) -> &'static str {
+    const SQL: [&str; TERMS_PER_INSERT] = [
+        "INSERT OR IGNORE INTO search_terms (term, uuid) VALUES (?2, ?1)",
+        "INSERT OR IGNORE INTO search_terms (term, uuid) VALUES (?2, ?1), (?3, ?1)",
+        "INSERT OR IGNORE INTO search_terms (term, uuid) VALUES (?2, ?1), (?3, ?1), (?4, ?1)",
+        "INSERT OR IGNORE INTO search_terms (term, uuid) VALUES (?2, ?1), (?3, ?1), (?4, ?1), \
+         (?5, ?1)",
+        "INSERT OR IGNORE INTO search_terms (term, uuid) VALUES (?2, ?1), (?3, ?1), (?4, ?1), \
+         (?5, ?1), (?6, ?1)",
+        "INSERT OR IGNORE INTO search_terms (term, uuid) VALUES (?2, ?1), (?3, ?1), (?4, ?1), \
+         (?5, ?1), (?6, ?1), (?7, ?1)",
+        "INSERT OR IGNORE INTO search_terms (term, uuid) VALUES (?2, ?1), (?3, ?1), (?4, ?1), \
+         (?5, ?1), (?6, ?1), (?7, ?1), (?8, ?1)",
+        "INSERT OR IGNORE INTO search_terms (term, uuid) VALUES (?2, ?1), (?3, ?1), (?4, ?1), \
+         (?5, ?1), (?6, ?1), (?7, ?1), (?8, ?1), (?9, ?1)",
+    ];
+    SQL[count.clamp(1, TERMS_PER_INSERT) - 1]
 }
 
 /// Stores vCons, indexes them and queues each on every list, inside `tx`.

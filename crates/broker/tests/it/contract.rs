@@ -239,6 +239,56 @@ pub(crate) fn search_intersects_and_an_unmatched_term_empties_it(broker: &dyn Br
         .is_empty());
 }
 
+pub(crate) fn storing_a_vcon_again_replaces_its_terms_and_listing_time(broker: &dyn Broker) {
+    let many: Vec<String> = (0..11).map(|i| format!("tel:+1555000{i:02}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    broker
+        .ingest(
+            &[
+                hot_at(&uuid(1), 1_000_000, &["name:Ann", "tel:+1000"]),
+                hot_at(&uuid(2), 2_000_000, &["name:Ann"]),
+                hot_at(&uuid(3), 3_000_000, &many),
+            ],
+            &[],
+            None,
+        )
+        .unwrap();
+    assert_eq!(page(broker, 0, 10), [uuid(3), uuid(2), uuid(1)]);
+    // Stored again, later and with other parties: its old terms go, its new ones come, and it
+    // moves up the listing.
+    broker
+        .ingest(
+            &[hot_at(
+                &uuid(1),
+                4_000_000,
+                &["tel:+1000", "mailto:ann@example.com"],
+            )],
+            &[],
+            None,
+        )
+        .unwrap();
+    let search = |term: &str| {
+        let mut found = broker.search(&[term.to_owned()]).unwrap();
+        found.sort();
+        found
+    };
+    assert_eq!(
+        search("name:Ann"),
+        [uuid(2)],
+        "the replaced term no longer finds it"
+    );
+    assert_eq!(search("tel:+1000"), [uuid(1)], "a kept term finds it once");
+    assert_eq!(search("mailto:ann@example.com"), [uuid(1)]);
+    assert_eq!(page(broker, 0, 10), [uuid(1), uuid(3), uuid(2)]);
+    for term in many {
+        assert_eq!(
+            search(term),
+            [uuid(3)],
+            "{term}: every term of a many-party vCon"
+        );
+    }
+}
+
 pub(crate) fn expiry_never_drops_a_vcon_that_still_waits_in_a_list(broker: &dyn Broker) {
     let ttl = Some(Duration::from_millis(1));
     broker

@@ -32,6 +32,7 @@ contract_tests!(
     ingest_batches_stores_each_batch_on_its_own_lists,
     listing_is_newest_first_paged_and_forget_removes_everything,
     search_intersects_and_an_unmatched_term_empties_it,
+    storing_a_vcon_again_replaces_its_terms_and_listing_time,
     expiry_never_drops_a_vcon_that_still_waits_in_a_list,
 );
 

@@ -1,0 +1,56 @@
+//! Busy-polling after each answer: the API thread keeps polling its sockets for a short while
+//! ([`SPIN`]) before it goes to sleep in `epoll_wait`.
+//!
+//! Why: a client that sends its next request as soon as it has read an answer (a loader, a
+//! pipeline stage, `vcon-host ingest --url`) otherwise finds the API thread asleep, and waking a
+//! sleeping thread (on a virtual machine, a halted vCPU) took 25–100 µs on the development
+//! machine: as long as the rest of a `POST /vcon`. `cargo xtask bench api -- api-only`, with and
+//! without it, is in docs/benchmarks.md.
+//!
+//! How: a task that, once told a request was answered, yields to the scheduler until [`SPIN`]
+//! has passed since the last answer. A runtime with a yielded task polls its I/O driver without
+//! blocking, so a request that arrives meanwhile is read at once, on a thread that is still
+//! awake. The cost is bounded: at most [`SPIN`] of one core after each answer, and nothing while
+//! no requests come.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+/// How long the API thread keeps polling after an answer: longer than a client on the same
+/// machine or network segment takes to send its next request, short enough that an idle host
+/// costs nothing and a trickle of requests little.
+pub const SPIN: Duration = Duration::from_micros(150);
+
+/// Wakes the polling task after each answer; shared by the router (which reports answers) and
+/// the task (see the module docs).
+#[derive(Debug, Default)]
+pub struct BusyPoll {
+    answered: Notify,
+    last_answer: Mutex<Option<Instant>>,
+}
+
+impl BusyPoll {
+    /// Tells the polling task a request was just answered: the next one may be on its way.
+    pub fn answered(&self) {
+        *self.last() = Some(Instant::now());
+        self.answered.notify_one();
+    }
+
+    fn last(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.last_answer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The polling task: runs until the runtime stops or the task is aborted.
+    pub async fn run(&self) {
+        loop {
+            self.answered.notified().await;
+            while self.last().is_some_and(|at| at.elapsed() < SPIN) {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+}
