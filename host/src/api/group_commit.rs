@@ -70,7 +70,13 @@ impl GroupCommit {
     /// doing the same; answers once it is committed.
     pub async fn ingest(&self, broker: &dyn Broker, ingest: Ingest) -> Result<(), ApiError> {
         if self.try_lead() {
-            return self.lead(broker, Some(ingest)).map_err(batch_error);
+            // Held across the yield: a request dropped there hands the lead on.
+            let leader = Leader(self);
+            // Lets the runtime read and parse the requests that arrived with this one, so they
+            // queue and share its commit: with one API thread, nothing else runs while the
+            // leader writes. A lone request pays one pass of the scheduler.
+            tokio::task::yield_now().await;
+            return self.lead(leader, broker, Some(ingest)).map_err(batch_error);
         }
         let (answer, turn) = oneshot::channel();
         self.queue().push_back(Queued { ingest, answer });
@@ -79,11 +85,13 @@ impl GroupCommit {
         // this request: then lead with the queue as it is (this request included; its answer
         // arrives below like any other).
         if self.try_lead() {
-            let _ = self.lead(broker, None);
+            let _ = self.lead(Leader(self), broker, None);
         }
         match (&mut waiting.turn).await {
             Ok(Turn::Done(result)) => result.map_err(batch_error),
-            Ok(Turn::Lead(own)) => self.lead(broker, Some(own)).map_err(batch_error),
+            Ok(Turn::Lead(own)) => self
+                .lead(Leader(self), broker, Some(own))
+                .map_err(batch_error),
             Err(_) => Err(ApiError::internal(
                 "the request writing this vCon's batch stopped before answering; the vCon may \
                  or may not be stored: post it again (ingest is idempotent)",
@@ -104,9 +112,13 @@ impl GroupCommit {
     }
 
     /// Writes `own` (if any) and a batch of the queue, answers the queued ones, and hands the
-    /// lead on (also when the write panics: [`Leader`]'s drop does it). Answers `own`'s outcome.
-    fn lead(&self, broker: &dyn Broker, own: Option<Ingest>) -> Result<(), Arc<str>> {
-        let _leader = Leader(self);
+    /// lead on (also when the write panics: `_leader`'s drop does it). Answers `own`'s outcome.
+    fn lead(
+        &self,
+        _leader: Leader<'_>,
+        broker: &dyn Broker,
+        own: Option<Ingest>,
+    ) -> Result<(), Arc<str>> {
         let mut bytes = own.as_ref().map_or(0, |i| i.vcon.json.len());
         let mut batch: Vec<(Ingest, Option<oneshot::Sender<Turn>>)> =
             own.into_iter().map(|ingest| (ingest, None)).collect();

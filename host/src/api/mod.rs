@@ -8,7 +8,9 @@
 //!   on a loopback address;
 //! - [`vcons`], [`lists`] and [`admin`] are the handlers; [`error`] is the JSON error body
 //!   (`{"detail": ...}`, FastAPI's shape, so clients that read `detail` keep working);
-//! - [`openapi`] is the OpenAPI document generated from the handlers' annotations.
+//! - [`openapi`] is the OpenAPI document generated from the handlers' annotations;
+//! - [`server`] runs it on a thread of its own, and [`busy_poll`] keeps that thread awake for a
+//!   moment after each answer, so a client's next request does not wait for it to wake.
 //!
 //! Handlers call the synchronous broker and storages inside `block_in_place`: the embedded broker
 //! answers in microseconds, a storage read-back may take a network round trip, and either way
@@ -25,6 +27,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod busy_poll;
 pub mod error;
 pub mod group_commit;
 pub mod lists;
@@ -63,6 +66,8 @@ pub struct ApiState {
     pub plugin_dirs: Arc<[PathBuf]>,
     /// Concurrent ingests, committed together.
     pub ingests: Arc<group_commit::GroupCommit>,
+    /// Keeps the API thread polling for a moment after each answer.
+    pub busy_poll: Arc<busy_poll::BusyPoll>,
 }
 
 impl ApiState {
@@ -129,7 +134,11 @@ pub async fn serve(
             tracing::debug!("TCP_NODELAY: {err}");
         }
     });
-    axum::serve(listener, router(state, &root_path))
+    let busy_poll = Arc::clone(&state.busy_poll);
+    let polling = tokio::spawn(async move { busy_poll.run().await });
+    let served = axum::serve(listener, router(state, &root_path))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    polling.abort();
+    served
 }

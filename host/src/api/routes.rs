@@ -1,9 +1,10 @@
 //! The router: which handler answers which path, which routes need the API key, and the layers
 //! every request goes through (request id, tracing span, metrics, server headers).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -12,6 +13,7 @@ use axum::Router;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use super::busy_poll::BusyPoll;
 use super::{admin, auth, lists, openapi, vcons, ApiState};
 
 /// The request id header: set when the client did not send one, echoed in the answer, and in
@@ -48,6 +50,7 @@ pub fn router(state: ApiState, root_path: &str) -> Router {
         .route("/metrics", get(admin::metrics))
         .route("/openapi.json", get(openapi::document))
         .route("/vcon/external-ingress", post(vcons::external_ingress));
+    let busy_poll = Arc::clone(&state.busy_poll);
     let api = protected.merge(public).with_state(state);
     let root = root_path.trim_end_matches('/');
     let app = if root.is_empty() {
@@ -55,7 +58,7 @@ pub fn router(state: ApiState, root_path: &str) -> Router {
     } else {
         api.clone().nest(root, api)
     };
-    app.layer(middleware::from_fn(record))
+    app.layer(middleware::from_fn_with_state(busy_poll, record))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http()
@@ -88,9 +91,9 @@ pub fn router(state: ApiState, root_path: &str) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
-/// Counts the request by route template and status, and adds the Python server's version
-/// headers to every answer.
-async fn record(request: Request, next: Next) -> Response {
+/// Counts the request by route template and status, adds the Python server's version headers
+/// to every answer, and tells the busy-polling task an answer is on its way.
+async fn record(State(busy_poll): State<Arc<BusyPoll>>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -114,6 +117,7 @@ async fn record(request: Request, next: Next) -> Response {
         HeaderName::from_static("x-vcon-server-commit"),
         HeaderValue::from_static(admin::GIT_COMMIT),
     );
+    busy_poll.answered();
     response
 }
 

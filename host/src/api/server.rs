@@ -9,9 +9,15 @@ use tokio::sync::oneshot;
 
 use super::ApiState;
 
-/// Threads of the API's runtime: two keep accepting and parsing while one is inside a broker
-/// call (`block_in_place` moves its other tasks away), and leave the cores to the chains.
-const RUNTIME_THREADS: usize = 2;
+/// Worker threads of the API's runtime. One: it owns the sockets, so it can poll them between
+/// requests without another worker holding them asleep ([`super::busy_poll`]), and group commit
+/// gathers concurrent requests into one broker write ([`super::group_commit`]), so a second
+/// worker adds cross-thread wake-ups more than it adds throughput. A call that may block for
+/// long (a broker across the network, a storage read-back) goes through `block_in_place`, which
+/// hands this worker's sockets to another thread meanwhile, so the runtime never stalls.
+/// `cargo xtask bench api -- api-only` measured one worker with busy-polling against two
+/// without: docs/benchmarks.md.
+const RUNTIME_THREADS: usize = 1;
 
 /// A running API server.
 #[derive(Debug)]

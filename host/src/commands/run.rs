@@ -89,6 +89,7 @@ pub fn run(request: &RunRequest) -> Result<()> {
             config_path: Arc::from(request.config.as_path()),
             plugin_dirs: Arc::from(request.plugin_dirs.as_slice()),
             ingests: Arc::default(),
+            busy_poll: Arc::default(),
         },
         bind,
     ) {

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -706,21 +706,22 @@ fn the_python_servers_documented_curl_examples_work_unchanged() {
     host.stop();
 }
 
-/// Concurrent `POST /vcon`s share broker commits (the group commit), each still queued only on
-/// the lists its own request named, and every acknowledged vCon is stored, listed and queued
-/// exactly once.
-#[test]
-fn concurrent_posts_share_commits_and_each_lands_on_its_own_lists() {
-    let scratch = Scratch::with_config(
-        r#"
+/// A host whose chain reads a list nobody posts to: only the API and the broker are at work.
+const API_ONLY: &str = r#"
 host: { broker: ./data/broker.sqlite, workers: 1 }
 storages:
   sqlite: { module: storage.sqlite, options: { path: ./data/vcons.sqlite } }
 links: {}
 chains:
   main: { links: [], storages: [sqlite], ingress_lists: [nobody_posts_here] }
-"#,
-    );
+"#;
+
+/// Concurrent `POST /vcon`s share broker commits (the group commit), each still queued only on
+/// the lists its own request named, and every acknowledged vCon is stored, listed and queued
+/// exactly once.
+#[test]
+fn concurrent_posts_share_commits_and_each_lands_on_its_own_lists() {
+    let scratch = Scratch::with_config(API_ONLY);
     let host = ApiHost::start(&scratch);
     let docs = fake_docs(400);
     let posted: BTreeSet<String> = docs.iter().map(|(uuid, _)| uuid.clone()).collect();
@@ -780,6 +781,48 @@ chains:
     assert!(
         commits < vcons,
         "{commits} commits for {vcons} concurrent POSTs: none shared a commit"
+    );
+    host.stop();
+}
+
+/// CPU time (user and system) the process `pid` has used so far, from `/proc/PID/stat`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let getconf = Command::new("getconf").arg("CLK_TCK").output().unwrap();
+    let per_second: u64 = String::from_utf8_lossy(&getconf.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
+/// The API thread busy-polls for a moment after each answer, so a client's next request finds
+/// it awake; once requests stop, it must go to sleep: an idle host uses next to no CPU.
+#[test]
+fn an_idle_host_stops_polling_after_its_last_answer() {
+    let scratch = Scratch::with_config(API_ONLY);
+    let host = ApiHost::start(&scratch);
+    let pid = host.child.as_ref().unwrap().id();
+    let mut client = Client::new(&host.base);
+    for (_, doc) in fake_docs(50) {
+        assert_eq!(client.post("/vcon", &doc).status, 201);
+    }
+    assert_eq!(client.get("/health").status, 200);
+    std::thread::sleep(Duration::from_millis(200));
+    let before = cpu_time(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_time(pid) - before;
+    assert!(
+        used < Duration::from_millis(300),
+        "the idle host used {used:?} of CPU in 2 s: something keeps polling after the last answer"
     );
     host.stop();
 }

@@ -1,6 +1,7 @@
 //! The API's group commit against a real embedded broker, with requests cancelled while they
 //! wait (a client that hangs up): the queue keeps moving, and what was acknowledged is stored.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,8 @@ fn ingest(i: usize) -> Ingest {
     }
 }
 
-/// The API's runtime shape: two worker threads.
+/// Two worker threads, so requests queue while a leader writes on the other one. (The API's
+/// runtime has one worker, where requests queue while a leader yields before it writes.)
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -91,6 +93,40 @@ fn cancelled_waiters_never_stall_the_queue_and_acknowledged_vcons_are_stored() {
             "{uuid} was acknowledged but not queued"
         );
     }
+}
+
+#[test]
+fn a_leader_dropped_while_it_yields_hands_the_lead_on_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker: Arc<dyn Broker> =
+        Arc::new(SqliteBroker::open_for_run(&dir.path().join("broker.sqlite")).unwrap());
+    let commit = GroupCommit::default();
+    let runtime = runtime();
+    runtime.block_on(async {
+        // Polled once, the first request takes the lead and yields before writing; its client
+        // hangs up there.
+        let mut leader = Box::pin(commit.ingest(&*broker, ingest(1)));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(
+            leader.as_mut().poll(&mut cx).is_pending(),
+            "a leader yields before it writes"
+        );
+        drop(leader);
+        tokio::time::timeout(Duration::from_secs(5), commit.ingest(&*broker, ingest(2)))
+            .await
+            .expect("the lead was lost with the dropped leader: the next request stalled")
+            .unwrap();
+    });
+    let stored = broker.get_vcons(&["00000000-0000-4000-8000-000000000001"]);
+    assert!(
+        stored.unwrap()[0].is_none(),
+        "the dropped leader's vCon was never acknowledged, so it must not have been written"
+    );
+    assert_eq!(
+        broker.len("in").unwrap(),
+        1,
+        "only the second request is queued"
+    );
 }
 
 /// The embedded broker with one fault put in: a batch holding [`POISON`] panics before it is
