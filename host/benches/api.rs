@@ -8,13 +8,16 @@
 //! second, p50 and p99 latency of the `POST`, and the end-to-end rate (posted and stored).
 //!
 //! The baseline the issue asks about: the same 5 KB vCon written straight into the embedded
-//! broker (`Broker::ingest`, one transaction, as `POST /vcon` does), in this process; the
-//! difference of the p50s is what the HTTP layer adds.
+//! broker (`Broker::ingest`, one transaction, as `POST /vcon` does), in this process, with the
+//! broker opened as `run` opens it (checkpoint thread and all); the difference of the p50s is
+//! what the HTTP layer adds. The broker-write rows also give the mean and the longest commit,
+//! which show the checkpoint thread's pauses, for the 5 KB vCon and for cat1.
 //!
 //! Not criterion: a load generator with many clients is not a closure timed in a loop. Every
-//! figure comes from this file; `VCON_BENCH_REQUESTS` changes how many requests a run makes, and
-//! `cargo xtask bench api -- api-only` runs only the API-only rows. Each client is a thread with
-//! one keep-alive connection of `support/load_client.rs` (one write per request).
+//! figure comes from this file; `VCON_BENCH_REQUESTS` changes how many requests a run makes,
+//! `cargo xtask bench api -- api-only` runs only the API-only rows (and the broker writes), and
+//! `-- broker-only` only the broker writes. Each client is a thread with one keep-alive
+//! connection of `support/load_client.rs` (one write per request).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::io::{BufRead, BufReader};
@@ -248,23 +251,41 @@ fn run(docs: Vec<Vec<u8>>, clients: usize) -> Figures {
     }
 }
 
-/// p50 of `Broker::ingest` of one ~5 KB vCon into the embedded broker, in process.
-fn broker_write_p50(doc: &[u8]) -> Duration {
+/// `Broker::ingest` of `count` copies of `doc` (fresh uuids), one transaction each, into the
+/// embedded broker opened as `vcon-host run` opens it (its checkpoint thread running), in this
+/// process: each commit's time, sorted.
+fn broker_writes(doc: &[u8], count: usize) -> Vec<Duration> {
     let dir = tempfile::tempdir().unwrap();
-    let broker = SqliteBroker::open(&dir.path().join("broker.sqlite")).unwrap();
-    let docs = with_fresh_uuids(&[doc.to_vec()], 2000);
+    let broker = SqliteBroker::open_for_run(&dir.path().join("broker.sqlite")).unwrap();
+    let docs = with_fresh_uuids(&[doc.to_vec()], count);
     let lists = vec!["in".to_owned()];
+    let ttl = Some(Duration::from_secs(3600));
     let mut times: Vec<Duration> = docs
         .into_iter()
         .map(|bytes| {
             let vcon = HotVcon::from_json(bytes.into(), now_us()).unwrap();
             let started = Instant::now();
-            broker.ingest(&[vcon], &lists, None).unwrap();
+            broker.ingest(&[vcon], &lists, ttl).unwrap();
             started.elapsed()
         })
         .collect();
     times.sort();
-    percentile(&times, 0.5)
+    times
+}
+
+/// Prints one row of broker-write figures. The mean counts the checkpoint thread's pauses (it
+/// holds the writers off once per WAL limit), which the p50 does not show.
+fn broker_write_row(label: &str, times: &[Duration]) {
+    let mean = times.iter().sum::<Duration>() / times.len() as u32;
+    println!(
+        "{:<10} {:>8} {:>10} {:>10} {:>10} {:>10}",
+        label,
+        times.len(),
+        micros(percentile(times, 0.5)),
+        micros(mean),
+        micros(percentile(times, 0.99)),
+        micros(times[times.len() - 1])
+    );
 }
 
 fn micros(d: Duration) -> String {
@@ -299,8 +320,11 @@ fn main() {
         "set", "clients", "posts/s", "p50", "p99", "stored/s"
     );
     let mut one_client_5kb_p50 = None;
-    // `cargo xtask bench api -- api-only` skips the end-to-end runs.
-    let end_to_end = !std::env::args().any(|a| a == "api-only");
+    // `cargo xtask bench api -- api-only` skips the end-to-end runs; `-- broker-only` runs only
+    // the broker writes.
+    let mode = |name: &str| std::env::args().any(|a| a == name);
+    let broker_only = mode("broker-only");
+    let end_to_end = !mode("api-only") && !broker_only;
     for (name, sources, count) in [
         ("5kb", vec![five_kb.clone()], requests),
         ("fake", fake.clone(), requests),
@@ -327,47 +351,59 @@ fn main() {
     }
     // The API alone, and the same load on another server for comparison
     // (`VCON_BENCH_COMPARE_URL`, e.g. the Python stand-in in benches/python_baseline/).
-    println!("\nPOST /vcon of the 5 KB vCon, the API only (nothing consumes the list)");
-    println!(
-        "{:<22} {:>8} {:>12} {:>10} {:>10}",
-        "server", "clients", "posts/s", "p50", "p99"
-    );
-    let compare = std::env::var("VCON_BENCH_COMPARE_URL").ok();
-    for clients in [1, 8, 64] {
+    if !broker_only {
+        println!("\nPOST /vcon of the 5 KB vCon, the API only (nothing consumes the list)");
+        println!(
+            "{:<22} {:>8} {:>12} {:>10} {:>10}",
+            "server", "clients", "posts/s", "p50", "p99"
+        );
+        let compare = std::env::var("VCON_BENCH_COMPARE_URL").ok();
+        for clients in [1, 8, 64] {
+            let host = Host::start(API_ONLY_CONFIG);
+            let url = format!("{}/api/vcon?ingress_lists=default_ingress", host.base);
+            api_only_row(
+                "vcon-host",
+                &url,
+                with_fresh_uuids(std::slice::from_ref(&five_kb), requests),
+                clients,
+            );
+            drop(host);
+            if let Some(base) = &compare {
+                let url = format!("{base}/vcon?ingress_lists=default_ingress");
+                let docs = with_fresh_uuids(std::slice::from_ref(&five_kb), requests / 4);
+                api_only_row(base, &url, docs, clients);
+            }
+        }
+        // The floor under every row: one client's round trip to a route that does nothing.
         let host = Host::start(API_ONLY_CONFIG);
-        let url = format!("{}/api/vcon?ingress_lists=default_ingress", host.base);
-        api_only_row(
-            "vcon-host",
-            &url,
-            with_fresh_uuids(std::slice::from_ref(&five_kb), requests),
-            clients,
+        let mut health = Poster::connect(&format!("{}/api/health", host.base));
+        let mut times: Vec<Duration> = (0..requests)
+            .map(|_| {
+                let sent = Instant::now();
+                assert_eq!(health.get(), 200);
+                sent.elapsed()
+            })
+            .collect();
+        times.sort();
+        let total: Duration = times.iter().sum();
+        println!(
+            "floor: GET /api/health, 1 client: {:.0} requests/s, p50 {}",
+            times.len() as f64 / total.as_secs_f64(),
+            micros(percentile(&times, 0.5))
         );
         drop(host);
-        if let Some(base) = &compare {
-            let url = format!("{base}/vcon?ingress_lists=default_ingress");
-            let docs = with_fresh_uuids(std::slice::from_ref(&five_kb), requests / 4);
-            api_only_row(base, &url, docs, clients);
-        }
     }
-    // The floor under every row: one client's round trip to a route that does nothing.
-    let host = Host::start(API_ONLY_CONFIG);
-    let mut health = Poster::connect(&format!("{}/api/health", host.base));
-    let mut times: Vec<Duration> = (0..requests)
-        .map(|_| {
-            let sent = Instant::now();
-            assert_eq!(health.get(), 200);
-            sent.elapsed()
-        })
-        .collect();
-    times.sort();
-    let total: Duration = times.iter().sum();
     println!(
-        "floor: GET /api/health, 1 client: {:.0} requests/s, p50 {}",
-        times.len() as f64 / total.as_secs_f64(),
-        micros(percentile(&times, 0.5))
+        "\nBroker writes: Broker::ingest of one vCon per commit, in process, as `run` opens it"
     );
-    drop(host);
-    let broker = broker_write_p50(&five_kb);
+    println!(
+        "{:<10} {:>8} {:>10} {:>10} {:>10} {:>10}",
+        "vCon", "commits", "p50", "mean", "p99", "max"
+    );
+    let five_kb_writes = broker_writes(&five_kb, requests * 5);
+    broker_write_row("5 KB", &five_kb_writes);
+    broker_write_row("cat1", &broker_writes(&cat1()[0], requests));
+    let broker = percentile(&five_kb_writes, 0.5);
     if let Some(http) = one_client_5kb_p50 {
         println!(
             "5 KB vCon ({} bytes): broker write p50 {}, POST /vcon p50 {} (1 client): the API adds {}",
