@@ -61,6 +61,10 @@ pub struct HostSettings {
     /// The largest request body the API accepts (`host.max_body_bytes`,
     /// `VCON_MAX_BODY_BYTES`; default 10 MiB); larger ones get `413`.
     pub max_body_bytes: usize,
+    /// How long the API thread keeps polling its sockets after an answer before it sleeps
+    /// (`host.api_busy_poll_us`, `VCON_API_BUSY_POLL_US`; default 150 µs, `0` = never): a
+    /// client's next request then finds it awake, for up to this much CPU per answer.
+    pub api_busy_poll_us: u64,
 }
 
 /// Which broker to use: the embedded SQLite file or a Redis server.

@@ -308,6 +308,7 @@ impl Reader<'_> {
             "retry",
             "storage_concurrency",
             "max_body_bytes",
+            "api_busy_poll_us",
         ];
         let entries: &[Entry] = match section {
             Some(entry) => self.entries(&entry.value, "host"),
@@ -348,6 +349,7 @@ impl Reader<'_> {
             retry: RetryPolicy::default(),
             storage_concurrency: 4,
             max_body_bytes: 10 * 1024 * 1024,
+            api_busy_poll_us: 150,
         };
         let bind = setting("bind", Some("VCON_HOST_BIND"));
         let token = setting("api_token", Some("CONSERVER_API_TOKEN"));
@@ -363,6 +365,7 @@ impl Reader<'_> {
         let retry = setting("retry", None);
         let concurrency = setting("storage_concurrency", None);
         let max_body = setting("max_body_bytes", Some("VCON_MAX_BODY_BYTES"));
+        let busy_poll = setting("api_busy_poll_us", Some("VCON_API_BUSY_POLL_US"));
 
         if let Some((node, key)) = bind {
             if let Some(bind) = self.text(&node, &key) {
@@ -440,6 +443,12 @@ impl Reader<'_> {
         }
         if let Some((node, key)) = max_body {
             host.max_body_bytes = self.count(&node, &key, 1).unwrap_or(host.max_body_bytes);
+        }
+        if let Some((node, key)) = busy_poll {
+            host.api_busy_poll_us = self
+                .count(&node, &key, 0)
+                .and_then(|us| u64::try_from(us).ok())
+                .unwrap_or(host.api_busy_poll_us);
         }
         host
     }

@@ -266,11 +266,16 @@ fn python_environment_variables_fill_host_settings() {
             ("VCON_DLQ_EXPIRY", "0"),
             ("VCON_REDIS_EXPIRY", "3600"),
             ("REDIS_URL", "redis://:pw@127.0.0.1:6379"),
+            ("VCON_API_BUSY_POLL_US", "0"),
         ],
     )
     .unwrap();
     let host = loaded.config.host;
     assert_eq!(host.workers, 6);
+    assert_eq!(
+        host.api_busy_poll_us, 0,
+        "VCON_API_BUSY_POLL_US=0 turns polling off"
+    );
     assert_eq!(host.api_tokens[0].expose(), "tok");
     assert_eq!(host.header_name, "x-api-key");
     assert_eq!(host.dlq_ttl, None, "VCON_DLQ_EXPIRY=0 means no expiry");
@@ -304,9 +309,10 @@ host:
     initial_backoff: fast
     max_attempts: 3
   dlq_ttl: 7d
+  api_busy_poll_us: -1
 ",
     );
-    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert_eq!(errors.len(), 4, "{errors:?}");
     assert!(
         errors[0].starts_with("config.yml:3: host.wrokers: unknown host setting"),
         "{errors:?}"
@@ -319,11 +325,16 @@ host:
         errors[2].starts_with("config.yml:6: host.retry.initial_backoff: expected a duration"),
         "{errors:?}"
     );
+    assert!(
+        errors[3].starts_with("config.yml:9: host.api_busy_poll_us: expected a whole number ≥ 0"),
+        "{errors:?}"
+    );
 
     let text = format!(
         "host:\n  dlq_ttl: 2d\n  retry: {{max_backoff: 500ms, initial_backoff: 0.05}}\n{MINIMAL}"
     );
     let host = load_str(&text, &[]).unwrap().config.host;
+    assert_eq!(host.api_busy_poll_us, 150, "the default");
     assert_eq!(host.dlq_ttl, Some(Duration::from_secs(2 * 86400)));
     assert_eq!(host.retry.max_backoff, Duration::from_millis(500));
     assert_eq!(host.retry.initial_backoff, Duration::from_millis(50));

@@ -12,6 +12,7 @@ use anyhow::{anyhow, Context, Result};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::api::busy_poll::BusyPoll;
 use crate::api::{self, ApiServer, ApiState};
 use crate::app;
 use crate::broker::Broker;
@@ -89,7 +90,9 @@ pub fn run(request: &RunRequest) -> Result<()> {
             config_path: Arc::from(request.config.as_path()),
             plugin_dirs: Arc::from(request.plugin_dirs.as_slice()),
             ingests: Arc::default(),
-            busy_poll: Arc::default(),
+            busy_poll: Arc::new(BusyPoll::new(Duration::from_micros(
+                config.host.api_busy_poll_us,
+            ))),
         },
         bind,
     ) {
