@@ -7,7 +7,7 @@
 //! every operation here is a handful of indexed statements.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -299,24 +299,22 @@ fn index(tx: &Connection, v: &HotVcon) -> rusqlite::Result<()> {
 /// one or two statements instead of one each, with few distinct statements to cache.
 const TERMS_PER_INSERT: usize = 8;
 
-/// `INSERT OR IGNORE` of `count` terms (`?2`...) for one uuid (`?1`), for `1..=TERMS_PER_INSERT`.
+/// `INSERT OR IGNORE` of `count` terms (`?2`...) for one uuid (`?1`), for `1..=TERMS_PER_INSERT`;
+/// built once, so the statement cache sees the same text each time.
 fn insert_terms_sql(count: usize) -> &'static str {
-    const SQL: [&str; TERMS_PER_INSERT] = [
-        "INSERT OR IGNORE INTO search_terms (term, uuid) VALUES (?2, ?1)",
-        "INSERT OR IGNORE INTO search_terms (term, uuid) VALUES (?2, ?1), (?3, ?1)",
-        "INSERT OR IGNORE INTO search_terms (term, uuid) VALUES (?2, ?1), (?3, ?1), (?4, ?1)",
-        "INSERT OR IGNORE INTO search_terms (term, uuid) VALUES (?2, ?1), (?3, ?1), (?4, ?1), \
-         (?5, ?1)",
-        "INSERT OR IGNORE INTO search_terms (term, uuid) VALUES (?2, ?1), (?3, ?1), (?4, ?1), \
-         (?5, ?1), (?6, ?1)",
-        "INSERT OR IGNORE INTO search_terms (term, uuid) VALUES (?2, ?1), (?3, ?1), (?4, ?1), \
-         (?5, ?1), (?6, ?1), (?7, ?1)",
-        "INSERT OR IGNORE INTO search_terms (term, uuid) VALUES (?2, ?1), (?3, ?1), (?4, ?1), \
-         (?5, ?1), (?6, ?1), (?7, ?1), (?8, ?1)",
-        "INSERT OR IGNORE INTO search_terms (term, uuid) VALUES (?2, ?1), (?3, ?1), (?4, ?1), \
-         (?5, ?1), (?6, ?1), (?7, ?1), (?8, ?1), (?9, ?1)",
-    ];
-    SQL[count.clamp(1, TERMS_PER_INSERT) - 1]
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        (1..=TERMS_PER_INSERT)
+            .map(|n| {
+                let rows: Vec<String> = (2..n + 2).map(|p| format!("(?{p}, ?1)")).collect();
+                format!(
+                    "INSERT OR IGNORE INTO search_terms (term, uuid) VALUES {}",
+                    rows.join(", ")
+                )
+            })
+            .collect()
+    });
+    &all[count.clamp(1, TERMS_PER_INSERT) - 1]
 }
 
 /// Stores vCons, indexes them and queues each on every list, inside `tx`.

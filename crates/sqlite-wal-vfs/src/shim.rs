@@ -97,6 +97,18 @@ unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
     }
 }
 
+/// Writes `file`'s gathered frames, then makes `call` (a sync, truncate, size query or fetch,
+/// which must see them); a failed write is answered instead.
+///
+/// # Safety
+/// `file` is open.
+unsafe fn after_flush(file: *mut ffi::sqlite3_file, call: impl FnOnce() -> c_int) -> c_int {
+    match flush(file) {
+        ffi::SQLITE_OK => call(),
+        failed => failed,
+    }
+}
+
 /// # Safety
 /// `file` is open.
 unsafe fn write_inner(file: *mut ffi::sqlite3_file, data: &[u8], offset: i64) -> c_int {
@@ -219,42 +231,33 @@ unsafe extern "C" fn write(
 }
 
 unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int64) -> c_int {
-    let rc = flush(file);
-    if rc != ffi::SQLITE_OK {
-        return rc;
-    }
-    if let Some(run) = wal(file) {
-        run.forget_end();
-    }
-    match methods(file).xTruncate {
-        Some(truncate) => truncate(inner(file), size),
-        None => ffi::SQLITE_IOERR_TRUNCATE,
-    }
+    after_flush(file, || {
+        if let Some(run) = wal(file) {
+            run.forget_end();
+        }
+        methods(file)
+            .xTruncate
+            .map_or(ffi::SQLITE_IOERR_TRUNCATE, |f| f(inner(file), size))
+    })
 }
 
 unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    let rc = flush(file);
-    if rc != ffi::SQLITE_OK {
-        return rc;
-    }
-    match methods(file).xSync {
-        Some(sync) => sync(inner(file), flags),
-        None => ffi::SQLITE_IOERR_FSYNC,
-    }
+    after_flush(file, || {
+        methods(file)
+            .xSync
+            .map_or(ffi::SQLITE_IOERR_FSYNC, |f| f(inner(file), flags))
+    })
 }
 
 unsafe extern "C" fn file_size(
     file: *mut ffi::sqlite3_file,
     size: *mut ffi::sqlite3_int64,
 ) -> c_int {
-    let rc = flush(file);
-    if rc != ffi::SQLITE_OK {
-        return rc;
-    }
-    match methods(file).xFileSize {
-        Some(file_size) => file_size(inner(file), size),
-        None => ffi::SQLITE_IOERR_FSTAT,
-    }
+    after_flush(file, || {
+        methods(file)
+            .xFileSize
+            .map_or(ffi::SQLITE_IOERR_FSTAT, |f| f(inner(file), size))
+    })
 }
 
 unsafe extern "C" fn lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
@@ -340,18 +343,16 @@ unsafe extern "C" fn fetch(
     amount: c_int,
     out: *mut *mut c_void,
 ) -> c_int {
-    let rc = flush(file);
-    if rc != ffi::SQLITE_OK {
-        return rc;
-    }
-    match methods_since(file, 3).and_then(|m| m.xFetch) {
-        Some(f) => f(inner(file), offset, amount, out),
-        None => {
-            // No memory map: SQLite reads the page instead.
-            *out = ptr::null_mut();
-            ffi::SQLITE_OK
+    after_flush(file, || {
+        match methods_since(file, 3).and_then(|m| m.xFetch) {
+            Some(f) => f(inner(file), offset, amount, out),
+            None => {
+                // No memory map: SQLite reads the page instead.
+                *out = ptr::null_mut();
+                ffi::SQLITE_OK
+            }
         }
-    }
+    })
 }
 
 unsafe extern "C" fn unfetch(

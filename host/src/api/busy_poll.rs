@@ -3,10 +3,11 @@
 //! sleep in `epoll_wait`.
 //!
 //! Why: a client that sends its next request as soon as it has read an answer (a loader, a
-//! pipeline stage, `vcon-host ingest --url`) otherwise finds the API thread asleep, and waking a
-//! sleeping thread (on a virtual machine, a halted vCPU) took 25–100 µs on the development
-//! machine: as long as the rest of a `POST /vcon`. `cargo xtask bench api -- api-only`, with and
-//! without it, is in docs/benchmarks.md.
+//! pipeline stage, `vcon-host ingest --url`) otherwise finds the API thread asleep, and waking
+//! it (on a virtual machine, a halted vCPU) is slow: the floor row of `cargo xtask bench api`
+//! (one client's round trip to a route that does nothing) had a p50 of 26–118 µs without
+//! polling and 16–66 µs with it on the development machine. The `POST` rows with and without it
+//! are in docs/benchmarks.md.
 //!
 //! How: a task that, once told a request was answered, yields to the scheduler until the spin
 //! time has passed since the last answer. A runtime with a yielded task polls its I/O driver without
