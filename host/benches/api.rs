@@ -15,6 +15,7 @@
 //!
 //! Not criterion: a load generator with many clients is not a closure timed in a loop. Every
 //! figure comes from this file; `VCON_BENCH_REQUESTS` changes how many requests a run makes,
+//! `VCON_BENCH_CLIENTS` which client counts run (`1,8`; default `1,8,64`),
 //! `cargo xtask bench api -- api-only` runs only the API-only rows (and the broker writes), and
 //! `-- broker-only` only the broker writes. Each client is a thread with one keep-alive
 //! connection of `support/load_client.rs` (one write per request).
@@ -68,17 +69,21 @@ chains:
   main: { links: [], storages: [sqlite], ingress_lists: [not_posted_to] }
 "#;
 
-/// Prints one row of `POST` figures for `url` (queued, not waited for).
+/// Prints one row of `POST` figures for `url` (queued, not waited for). With one client the mean
+/// is what sets the rate; its distance from the p50 is the pauses (checkpoints, the scheduler).
 fn api_only_row(label: &str, url: &str, docs: Vec<Vec<u8>>, clients: usize) {
     let total = docs.len();
     let (elapsed, latencies) = post_all(url, docs, clients);
+    let mean = latencies.iter().sum::<Duration>() / latencies.len() as u32;
     println!(
-        "{:<22} {:>8} {:>12.0} {:>10} {:>10}",
+        "{:<22} {:>8} {:>12.0} {:>10} {:>10} {:>10} {:>10}",
         label,
         clients,
         total as f64 / elapsed.as_secs_f64(),
         micros(percentile(&latencies, 0.5)),
-        micros(percentile(&latencies, 0.99))
+        micros(mean),
+        micros(percentile(&latencies, 0.99)),
+        micros(latencies[latencies.len() - 1])
     );
 }
 
@@ -304,6 +309,11 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3000);
+    // `VCON_BENCH_CLIENTS=1` (a comma-separated list) runs only those client counts.
+    let client_counts: Vec<usize> = std::env::var("VCON_BENCH_CLIENTS").map_or_else(
+        |_| vec![1, 8, 64],
+        |v| v.split(',').map(|n| n.trim().parse().unwrap()).collect(),
+    );
     let fake = fake_set();
     // The fake vCon nearest 5 KB, for the baseline.
     let five_kb = fake
@@ -333,7 +343,7 @@ fn main() {
     .into_iter()
     .filter(|_| end_to_end)
     {
-        for clients in [1, 8, 64] {
+        for &clients in &client_counts {
             let figures = run(with_fresh_uuids(&sources, count), clients);
             if name == "5kb" && clients == 1 {
                 one_client_5kb_p50 = Some(figures.p50);
@@ -354,11 +364,11 @@ fn main() {
     if !broker_only {
         println!("\nPOST /vcon of the 5 KB vCon, the API only (nothing consumes the list)");
         println!(
-            "{:<22} {:>8} {:>12} {:>10} {:>10}",
-            "server", "clients", "posts/s", "p50", "p99"
+            "{:<22} {:>8} {:>12} {:>10} {:>10} {:>10} {:>10}",
+            "server", "clients", "posts/s", "p50", "mean", "p99", "max"
         );
         let compare = std::env::var("VCON_BENCH_COMPARE_URL").ok();
-        for clients in [1, 8, 64] {
+        for &clients in &client_counts {
             let host = Host::start(API_ONLY_CONFIG);
             let url = format!("{}/api/vcon?ingress_lists=default_ingress", host.base);
             api_only_row(

@@ -47,9 +47,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
 }
 
 /// The top level, reading only what is checked; serde skips every other key without
-/// building anything.
+/// building anything. Generic over how the two lists are read: [`Objects`] in the pass that
+/// reads a valid document once, [`Field`] in the pass that describes what is wrong.
 #[derive(Deserialize)]
-struct Top<'a> {
+struct Top<'a, P, D> {
     #[serde(borrow, default)]
     uuid: Field<'a>,
     #[serde(borrow, default)]
@@ -60,16 +61,56 @@ struct Top<'a> {
     updated_at: Field<'a>,
     #[serde(borrow, default)]
     subject: Field<'a>,
-    #[serde(borrow, default)]
-    parties: Field<'a>,
-    #[serde(borrow, default)]
-    dialog: Field<'a>,
+    #[serde(default)]
+    parties: P,
+    #[serde(default)]
+    dialog: D,
     #[serde(borrow, default)]
     analysis: Field<'a>,
     #[serde(borrow, default)]
     attachments: Field<'a>,
     #[serde(borrow, default)]
     group: Field<'a>,
+}
+
+/// A list read element by element as it is read (absent: `None`). `null`, or anything but a
+/// list of objects, fails the whole first pass, and [`parse`] reads the document again with
+/// its lists kept raw, to say which element is wrong.
+struct Objects<T>(Option<Vec<T>>);
+
+impl<T> Default for Objects<T> {
+    fn default() -> Self {
+        Self(None)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Objects<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<T>::deserialize(d).map(|items| Self(Some(items)))
+    }
+}
+
+/// A list field of [`Top`], read one way or the other.
+trait List<'a, T> {
+    /// The elements with their indices (a problem for each that is not an object), and whether
+    /// the field was present at all.
+    fn items(self, c: &mut Checker, path: &str) -> (Vec<(usize, T)>, bool);
+}
+
+impl<'a, T> List<'a, T> for Objects<T> {
+    fn items(self, _: &mut Checker, _: &str) -> (Vec<(usize, T)>, bool) {
+        let present = self.0.is_some();
+        (
+            self.0.unwrap_or_default().into_iter().enumerate().collect(),
+            present,
+        )
+    }
+}
+
+impl<'a, T: Deserialize<'a>> List<'a, T> for Field<'a> {
+    fn items(self, c: &mut Checker, path: &str) -> (Vec<(usize, T)>, bool) {
+        (c.list(path, &self), self.0.is_some())
+    }
 }
 
 #[derive(Deserialize)]
@@ -248,14 +289,27 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedVcon, VconError> {
             found: kind_of_first(first).to_owned(),
         });
     }
-    let top: Top<'_> = match serde_json::from_str(text) {
-        Ok(top) => top,
-        Err(err) => return Err(classify(text, &err)),
-    };
+    // One pass for a document whose lists are lists of objects (every valid vCon); a second,
+    // with the lists kept raw, only to describe a document that is not.
+    if let Ok(top) = serde_json::from_str::<Top<'_, Objects<Party<'_>>, Objects<Dialog<'_>>>>(text)
+    {
+        return check(top);
+    }
+    match serde_json::from_str::<Top<'_, Field<'_>, Field<'_>>>(text) {
+        Ok(top) => check(top),
+        Err(err) => Err(classify(text, &err)),
+    }
+}
+
+/// Applies every rule to a document read by [`parse`], and extracts the index fields.
+fn check<'a, P, D>(top: Top<'a, P, D>) -> Result<ParsedVcon, VconError>
+where
+    P: List<'a, Party<'a>>,
+    D: List<'a, Dialog<'a>>,
+{
     let mut c = Checker {
         problems: Vec::new(),
     };
-
     let uuid = match top.uuid.0 {
         None => {
             c.problem("uuid", "is required: every vCon needs a uuid");
@@ -273,8 +327,8 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedVcon, VconError> {
     let updated_at = c.timestamp("updated_at", &top.updated_at);
     let subject = c.string("subject", &top.subject).map(Cow::into_owned);
 
-    let parties: Vec<(usize, Party<'_>)> = c.list("parties", &top.parties);
-    let party_count = top.parties.0.map(|_| parties.len());
+    let (parties, parties_present) = top.parties.items(&mut c, "parties");
+    let party_count = parties_present.then_some(parties.len());
     let mut ids = Vec::with_capacity(parties.len());
     for (i, party) in &parties {
         // An empty tel means "no tel" (producers write "" for unknown numbers; the fake set
@@ -301,7 +355,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedVcon, VconError> {
         });
     }
 
-    let dialogs: Vec<(usize, Dialog<'_>)> = c.list("dialog", &top.dialog);
+    let (dialogs, _) = top.dialog.items(&mut c, "dialog");
     for (i, dialog) in &dialogs {
         check_dialog(&mut c, *i, dialog, party_count);
     }
@@ -447,6 +501,10 @@ fn check_party_refs(
 fn party_indices(text: &str) -> Option<Vec<i64>> {
     if !text.starts_with('[') {
         return serde_json::from_str::<i64>(text).ok().map(|i| vec![i]);
+    }
+    // Most often a flat list, read in one pass.
+    if let Ok(flat) = serde_json::from_str::<Vec<i64>>(text) {
+        return Some(flat);
     }
     let mut indices = Vec::new();
     for slot in serde_json::from_str::<Vec<&RawValue>>(text).ok()? {

@@ -80,3 +80,41 @@ fn every_problem_is_reported_at_once() {
     let paths: Vec<&str> = err.problems().iter().map(|p| p.path.as_str()).collect();
     assert_eq!(paths, ["uuid", "created_at", "parties[0].tel"]);
 }
+
+#[test]
+fn problems_keep_the_fields_order_when_a_list_is_not_a_list_of_objects() {
+    // A list element that is not an object sends the document to the second, raw pass: its
+    // problems must still come in the same order as when the lists read at once.
+    let err = vcon::parse(
+        br#"{"uuid": "x", "created_at": "soon", "parties": [{"tel": "no"}, 7],
+            "dialog": [{"duration": -1}, "text"]}"#,
+    )
+    .unwrap_err();
+    let paths: Vec<&str> = err.problems().iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "uuid",
+            "created_at",
+            "parties[1]",
+            "parties[0].tel",
+            "dialog[1]",
+            "dialog[0].duration"
+        ]
+    );
+}
+
+#[test]
+fn nested_party_references_and_loose_attachments_are_accepted() {
+    // Valid lists are read in the first pass; a stray non-object in `attachments` (not read
+    // element by element) must not change what a valid document yields.
+    let doc = format!(
+        r#"{{"uuid": "{UUID}", "subject": "s", "parties": [{{"tel": "+15551234567", "name": "A"}}, {{"mailto": "b@example.com"}}],
+            "dialog": [{{"type": "text", "parties": [0, [1]], "mimetype": "text/plain"}}], "attachments": [1, "x"]}}"#
+    );
+    let parsed = ok(&doc);
+    assert_eq!(parsed.parties.len(), 2);
+    assert_eq!(parsed.parties[0].tel.as_deref(), Some("+15551234567"));
+    assert_eq!(parsed.parties[1].mailto.as_deref(), Some("b@example.com"));
+    assert_eq!(parsed.subject.as_deref(), Some("s"));
+}
