@@ -1,6 +1,5 @@
 //! Busy-polling after each answer: the API thread keeps polling its sockets for a short while
-//! ([`SPIN`] unless `host.api_busy_poll_us` says otherwise; `0` turns it off) before it goes to
-//! sleep in `epoll_wait`.
+//! (`host.api_busy_poll_us`; `0` turns it off) before it goes to sleep in `epoll_wait`.
 //!
 //! Why: a client that sends its next request as soon as it has read an answer (a loader, a
 //! pipeline stage, `vcon-host ingest --url`) otherwise finds the API thread asleep, and waking
@@ -23,11 +22,6 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-/// How long the API thread keeps polling after an answer unless `host.api_busy_poll_us` says
-/// otherwise: longer than a client on the same machine or network segment takes to send its
-/// next request, short enough that an idle host costs nothing and a trickle of requests little.
-pub const SPIN: Duration = Duration::from_micros(150);
-
 /// Wakes the polling task after each answer; shared by the router (which reports answers) and
 /// the task (see the module docs).
 #[derive(Debug)]
@@ -35,12 +29,6 @@ pub struct BusyPoll {
     spin: Duration,
     answered: Notify,
     last_answer: Mutex<Option<Instant>>,
-}
-
-impl Default for BusyPoll {
-    fn default() -> Self {
-        Self::new(SPIN)
-    }
 }
 
 impl BusyPoll {
