@@ -16,6 +16,8 @@
 //! Not criterion: a load generator with many clients is not a closure timed in a loop. Every
 //! figure comes from this file; `VCON_BENCH_REQUESTS` changes how many requests a run makes,
 //! `VCON_BENCH_CLIENTS` which client counts run (`1,8`; default `1,8,64`),
+//! `VCON_BENCH_ROUNDS` how many times each API-only row runs (alternating with the compared
+//! server, so both see the machine in the same state; the median ratio closes each client count),
 //! `cargo xtask bench api -- api-only` runs only the API-only rows (and the broker writes), and
 //! `-- broker-only` only the broker writes. Each client is a thread with one keep-alive
 //! connection of `support/load_client.rs` (one write per request).
@@ -73,23 +75,26 @@ chains:
 /// is what sets the rate; its distance from the p50 is the pauses (checkpoints, the disk, the
 /// scheduler), and the last column says how much of all the requests' time was spent beyond
 /// 1 ms in the requests that took longer.
-fn api_only_row(label: &str, url: &str, docs: Vec<Vec<u8>>, clients: usize) {
+/// Answers the requests per second.
+fn api_only_row(label: &str, url: &str, docs: Vec<Vec<u8>>, clients: usize) -> f64 {
     let total = docs.len();
     let (elapsed, latencies) = post_all(url, docs, clients);
     const PAUSE: Duration = Duration::from_millis(1);
     let beyond: Duration = latencies.iter().map(|d| d.saturating_sub(PAUSE)).sum();
     let all: Duration = latencies.iter().sum();
+    let rate = total as f64 / elapsed.as_secs_f64();
     println!(
         "{:<22} {:>8} {:>12.0} {:>10} {:>10} {:>10} {:>10} {:>9.1}%",
         label,
         clients,
-        total as f64 / elapsed.as_secs_f64(),
+        rate,
         micros(percentile(&latencies, 0.5)),
         micros(mean(&latencies)),
         micros(percentile(&latencies, 0.99)),
         micros(latencies[latencies.len() - 1]),
         100.0 * beyond.as_secs_f64() / all.as_secs_f64()
     );
+    rate
 }
 
 /// A `vcon-host run` on a scratch directory.
@@ -376,20 +381,45 @@ fn main() {
             "server", "clients", "posts/s", "p50", "mean", "p99", "max", ">1 ms"
         );
         let compare = std::env::var("VCON_BENCH_COMPARE_URL").ok();
+        let rounds: usize = std::env::var("VCON_BENCH_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1)
+            .max(1);
         for &clients in &client_counts {
-            let host = Host::start(API_ONLY_CONFIG);
-            let url = format!("{}/api/vcon?ingress_lists=default_ingress", host.base);
-            api_only_row(
-                "vcon-host",
-                &url,
-                with_fresh_uuids(std::slice::from_ref(&five_kb), requests),
-                clients,
-            );
-            drop(host);
-            if let Some(base) = &compare {
-                let url = format!("{base}/vcon?ingress_lists=default_ingress");
-                let docs = with_fresh_uuids(std::slice::from_ref(&five_kb), requests / 4);
-                api_only_row(base, &url, docs, clients);
+            let mut ratios = Vec::new();
+            for _ in 0..rounds {
+                let host = Host::start(API_ONLY_CONFIG);
+                let url = format!("{}/api/vcon?ingress_lists=default_ingress", host.base);
+                let ours = api_only_row(
+                    "vcon-host",
+                    &url,
+                    with_fresh_uuids(std::slice::from_ref(&five_kb), requests),
+                    clients,
+                );
+                drop(host);
+                if let Some(base) = &compare {
+                    let url = format!("{base}/vcon?ingress_lists=default_ingress");
+                    let docs = with_fresh_uuids(std::slice::from_ref(&five_kb), requests / 4);
+                    let theirs = api_only_row(base, &url, docs, clients);
+                    ratios.push(ours / theirs);
+                    println!("{:<22} {:>8} {:>11.1}×", "ratio", clients, ours / theirs);
+                }
+            }
+            if ratios.len() > 1 {
+                ratios.sort_by(f64::total_cmp);
+                let middle = ratios.len() / 2;
+                let median = if ratios.len() % 2 == 0 {
+                    (ratios[middle - 1] + ratios[middle]) / 2.0
+                } else {
+                    ratios[middle]
+                };
+                println!(
+                    "median ratio at {clients} client(s) over {} rounds: {median:.1}× (lowest {:.1}×, highest {:.1}×)",
+                    ratios.len(),
+                    ratios[0],
+                    ratios[ratios.len() - 1]
+                );
             }
         }
         // The floor under every row: one client's round trip to a route that does nothing.

@@ -42,7 +42,8 @@ CREATE INDEX IF NOT EXISTS list_items_queue ON list_items(list, owner, id);
 CREATE INDEX IF NOT EXISTS list_items_owner ON list_items(owner) WHERE owner IS NOT NULL;
 CREATE TABLE IF NOT EXISTS listing (
     uuid TEXT PRIMARY KEY,
-    created_at_us INTEGER NOT NULL
+    created_at_us INTEGER NOT NULL,
+    terms TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS listing_created ON listing(created_at_us, uuid);
 CREATE TABLE IF NOT EXISTS search_terms (
@@ -50,8 +51,24 @@ CREATE TABLE IF NOT EXISTS search_terms (
     uuid TEXT NOT NULL,
     PRIMARY KEY (term, uuid)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS search_terms_uuid ON search_terms(uuid);
 ";
+
+/// A file made before `listing.terms` existed gets the column, filled from `search_terms`
+/// through the old index by uuid, which is then dropped. Why the column: replacing or forgetting
+/// a vCon's terms then finds each by `search_terms`' own key, so an ingest no longer writes a
+/// second index entry per term (about two of the twenty pages a `POST /vcon` commit appends to
+/// the WAL, and five B-tree inserts). Run in its own `IMMEDIATE` transaction after [`SCHEMA`],
+/// so two processes opening an old file migrate it once.
+const MIGRATE_LISTING_TERMS: &str = "
+ALTER TABLE listing ADD COLUMN terms TEXT;
+UPDATE listing SET terms =
+    (SELECT json_group_array(term) FROM search_terms s WHERE s.uuid = listing.uuid);
+DROP INDEX IF EXISTS search_terms_uuid;
+";
+
+/// Deletes the search terms `listing.terms` records for uuid `?1`, each by its own key.
+const DELETE_LISTED_TERMS: &str = "DELETE FROM search_terms WHERE uuid = ?1 AND term IN
+    (SELECT value FROM json_each((SELECT terms FROM listing WHERE uuid = ?1)))";
 
 /// Statements the broker's connection keeps prepared.
 const STATEMENT_CACHE: usize = 64;
@@ -151,6 +168,7 @@ impl SqliteBroker {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
+        migrate(&conn).map_err(sql)?;
         if run {
             // The checkpoint thread does it instead of the committing request (checkpoint.rs).
             conn.pragma_update(None, "wal_autocheckpoint", 0)
@@ -208,6 +226,27 @@ impl SqliteBroker {
         };
         run().map_err(|e| self.err(e))
     }
+}
+
+/// Brings a file made by an earlier version to the current [`SCHEMA`].
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_terms = |conn: &Connection| {
+        conn.query_row(
+            "SELECT count(*) FROM pragma_table_info('listing') WHERE name = 'terms'",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+    };
+    if has_terms(conn)? {
+        return Ok(());
+    }
+    let transaction = OpenTransaction::begin(conn)?;
+    // Another process may have migrated the file since the look above.
+    if !has_terms(conn)? {
+        conn.execute_batch(MIGRATE_LISTING_TERMS)?;
+    }
+    transaction.commit()
 }
 
 /// A transaction begun and not yet committed: rolled back when dropped before its commit (an
@@ -274,15 +313,18 @@ fn row_to_vcon(row: &rusqlite::Row<'_>) -> rusqlite::Result<HotVcon> {
 /// no terms to replace (both are written and forgotten together), which spares a fresh vCon,
 /// the common case, the look-up of old ones.
 fn index(tx: &Connection, v: &HotVcon) -> rusqlite::Result<()> {
+    let terms = serde_json::to_string(&v.search_keys)
+        .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))?;
     let listed_before = tx
-        .prepare_cached("INSERT OR IGNORE INTO listing (uuid, created_at_us) VALUES (?1, ?2)")?
-        .execute(params![v.uuid, v.created_at_us])?
+        .prepare_cached(
+            "INSERT OR IGNORE INTO listing (uuid, created_at_us, terms) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![v.uuid, v.created_at_us, terms])?
         == 0;
     if listed_before {
-        tx.prepare_cached("UPDATE listing SET created_at_us = ?2 WHERE uuid = ?1")?
-            .execute(params![v.uuid, v.created_at_us])?;
-        tx.prepare_cached("DELETE FROM search_terms WHERE uuid = ?1")?
-            .execute([&v.uuid])?;
+        tx.prepare_cached(DELETE_LISTED_TERMS)?.execute([&v.uuid])?;
+        tx.prepare_cached("UPDATE listing SET created_at_us = ?2, terms = ?3 WHERE uuid = ?1")?
+            .execute(params![v.uuid, v.created_at_us, terms])?;
     }
     for terms in v.search_keys.chunks(TERMS_PER_INSERT) {
         let mut insert = tx.prepare_cached(insert_terms_sql(terms.len()))?;
@@ -438,8 +480,8 @@ impl Broker for SqliteBroker {
 
     fn forget(&self, uuid: &str) -> Result<bool, BrokerError> {
         self.write(|tx| {
+            tx.execute(DELETE_LISTED_TERMS, [uuid])?;
             tx.execute("DELETE FROM listing WHERE uuid = ?1", [uuid])?;
-            tx.execute("DELETE FROM search_terms WHERE uuid = ?1", [uuid])?;
             tx.execute("DELETE FROM vcons WHERE uuid = ?1", [uuid])
                 .map(|n| n > 0)
         })

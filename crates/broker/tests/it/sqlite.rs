@@ -186,3 +186,79 @@ fn a_failed_write_is_rolled_back_whole_and_the_broker_keeps_working() {
         .unwrap();
     assert_eq!(broker.len("in").unwrap(), 1);
 }
+
+/// A broker file made before `listing.terms` existed (its search terms indexed by uuid instead)
+/// is migrated on open: its vCons are still found, re-stored and forgotten, terms and all, and
+/// the index an ingest no longer writes is gone.
+#[test]
+fn a_broker_file_from_before_listing_terms_is_migrated_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broker.sqlite");
+    {
+        let old = rusqlite::Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE listing (uuid TEXT PRIMARY KEY, created_at_us INTEGER NOT NULL)
+                 WITHOUT ROWID;
+             CREATE INDEX listing_created ON listing(created_at_us, uuid);
+             CREATE TABLE search_terms (term TEXT NOT NULL, uuid TEXT NOT NULL,
+                 PRIMARY KEY (term, uuid)) WITHOUT ROWID;
+             CREATE INDEX search_terms_uuid ON search_terms(uuid);",
+        )
+        .unwrap();
+        for (i, terms) in [
+            (1, ["tel:+15550001", "name:Ann"]),
+            (2, ["tel:+15550001", "name:Bob"]),
+        ] {
+            old.execute(
+                "INSERT INTO listing VALUES (?1, ?2)",
+                rusqlite::params![uuid(i), 1_700_000_000_000_000_i64 + i as i64],
+            )
+            .unwrap();
+            for term in terms {
+                old.execute(
+                    "INSERT INTO search_terms VALUES (?1, ?2)",
+                    [term, uuid(i).as_str()],
+                )
+                .unwrap();
+            }
+        }
+    }
+    let broker = SqliteBroker::open(&path).unwrap();
+    let search = |terms: &[&str]| {
+        broker
+            .search(&terms.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>())
+            .unwrap()
+    };
+    assert_eq!(search(&["tel:+15550001"]), [uuid(1), uuid(2)]);
+
+    // Stored again with other terms: the migrated ones are replaced, not left behind.
+    let again = contract::hot_at(&uuid(1), 1_700_000_000_000_009, &["name:Cy"]);
+    broker
+        .ingest(std::slice::from_ref(&again), &[], None)
+        .unwrap();
+    assert_eq!(search(&["name:Ann"]), Vec::<String>::new());
+    assert_eq!(search(&["name:Cy"]), [uuid(1)]);
+    assert_eq!(search(&["tel:+15550001"]), [uuid(2)]);
+
+    // Forgotten: its migrated terms go with it.
+    assert!(!broker.forget(&uuid(2)).unwrap(), "no hot copy to delete");
+    assert_eq!(search(&["tel:+15550001"]), Vec::<String>::new());
+    assert_eq!(search(&["name:Bob"]), Vec::<String>::new());
+    drop(broker);
+
+    let check = rusqlite::Connection::open(&path).unwrap();
+    let old_index: i64 = check
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'search_terms_uuid'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(old_index, 0, "the index by uuid is dropped");
+    let left: i64 = check
+        .query_row("SELECT count(*) FROM search_terms", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(left, 1, "only name:Cy is left");
+    // Opening a migrated file again changes nothing.
+    drop(SqliteBroker::open(&path).unwrap());
+}
