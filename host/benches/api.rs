@@ -97,6 +97,58 @@ fn api_only_row(label: &str, url: &str, docs: Vec<Vec<u8>>, clients: usize) -> f
     rate
 }
 
+/// The API-only rows of one document: for each client count, `rounds` runs of vcon-host, each
+/// followed by one of the compared server (a quarter of the requests: it is far slower) when
+/// there is one, with each ratio and, over several rounds, their median.
+fn api_only_set(
+    label: &str,
+    sources: &[Vec<u8>],
+    count: usize,
+    client_counts: &[usize],
+    compare: Option<&str>,
+    rounds: usize,
+) {
+    println!("\nPOST /vcon of {label}, the API only (nothing consumes the list)");
+    println!(
+        "{:<22} {:>8} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "server", "clients", "posts/s", "p50", "mean", "p99", "max", ">1 ms"
+    );
+    for &clients in client_counts {
+        let mut ratios = Vec::new();
+        for _ in 0..rounds {
+            // At least a few requests per client, so many clients on a large document still
+            // measure a steady state rather than each connection's first request.
+            let docs = with_fresh_uuids(sources, count.max(clients * 8));
+            let host = Host::start(API_ONLY_CONFIG);
+            let url = format!("{}/api/vcon?ingress_lists=default_ingress", host.base);
+            let ours = api_only_row("vcon-host", &url, docs, clients);
+            drop(host);
+            if let Some(base) = compare {
+                let url = format!("{base}/vcon?ingress_lists=default_ingress");
+                let docs = with_fresh_uuids(sources, (count / 4).max(clients * 4));
+                let theirs = api_only_row(base, &url, docs, clients);
+                ratios.push(ours / theirs);
+                println!("{:<22} {:>8} {:>11.1}×", "ratio", clients, ours / theirs);
+            }
+        }
+        if ratios.len() > 1 {
+            ratios.sort_by(f64::total_cmp);
+            let middle = ratios.len() / 2;
+            let median = if ratios.len() % 2 == 0 {
+                (ratios[middle - 1] + ratios[middle]) / 2.0
+            } else {
+                ratios[middle]
+            };
+            println!(
+                "median ratio at {clients} client(s) over {} rounds: {median:.1}× (lowest {:.1}×, highest {:.1}×)",
+                ratios.len(),
+                ratios[0],
+                ratios[ratios.len() - 1]
+            );
+        }
+    }
+}
+
 /// A `vcon-host run` on a scratch directory.
 struct Host {
     child: Child,
@@ -375,50 +427,26 @@ fn main() {
     // The API alone, and the same load on another server for comparison
     // (`VCON_BENCH_COMPARE_URL`, e.g. the Python stand-in in benches/python_baseline/).
     if !broker_only {
-        println!("\nPOST /vcon of the 5 KB vCon, the API only (nothing consumes the list)");
-        println!(
-            "{:<22} {:>8} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            "server", "clients", "posts/s", "p50", "mean", "p99", "max", ">1 ms"
-        );
         let compare = std::env::var("VCON_BENCH_COMPARE_URL").ok();
         let rounds: usize = std::env::var("VCON_BENCH_ROUNDS")
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(1)
             .max(1);
-        for &clients in &client_counts {
-            let mut ratios = Vec::new();
-            for _ in 0..rounds {
-                let host = Host::start(API_ONLY_CONFIG);
-                let url = format!("{}/api/vcon?ingress_lists=default_ingress", host.base);
-                let ours = api_only_row(
-                    "vcon-host",
-                    &url,
-                    with_fresh_uuids(std::slice::from_ref(&five_kb), requests),
-                    clients,
-                );
-                drop(host);
-                if let Some(base) = &compare {
-                    let url = format!("{base}/vcon?ingress_lists=default_ingress");
-                    let docs = with_fresh_uuids(std::slice::from_ref(&five_kb), requests / 4);
-                    let theirs = api_only_row(base, &url, docs, clients);
-                    ratios.push(ours / theirs);
-                    println!("{:<22} {:>8} {:>11.1}×", "ratio", clients, ours / theirs);
-                }
-            }
-            if ratios.len() > 1 {
-                ratios.sort_by(f64::total_cmp);
-                let middle = ratios.len() / 2;
-                let median = if ratios.len() % 2 == 0 {
-                    (ratios[middle - 1] + ratios[middle]) / 2.0
-                } else {
-                    ratios[middle]
-                };
-                println!(
-                    "median ratio at {clients} client(s) over {} rounds: {median:.1}× (lowest {:.1}×, highest {:.1}×)",
-                    ratios.len(),
-                    ratios[0],
-                    ratios[ratios.len() - 1]
+        // `VCON_BENCH_API_SETS=5kb` (or `cat1`) runs only that document's rows.
+        let sets = std::env::var("VCON_BENCH_API_SETS").unwrap_or_else(|_| "5kb,cat1".into());
+        for (name, label, sources, count) in [
+            ("5kb", "the 5 KB vCon", vec![five_kb.clone()], requests),
+            ("cat1", "cat1 (270 KB)", cat1(), (requests / 10).max(50)),
+        ] {
+            if sets.split(',').any(|s| s.trim() == name) {
+                api_only_set(
+                    label,
+                    &sources,
+                    count,
+                    &client_counts,
+                    compare.as_deref(),
+                    rounds,
                 );
             }
         }

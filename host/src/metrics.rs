@@ -80,6 +80,9 @@ pub struct Metrics {
     /// vCons per broker commit of the API's group commit: above 1 when concurrent `POST
     /// /vcon`s shared a transaction.
     pub ingest_batch: Histogram,
+    /// Posted vCons validated on the blocking pool rather than the API thread (large bodies
+    /// while other ingests were in flight): says whether the second core takes that work.
+    pub validated_off_thread: Counter,
 }
 
 impl Metrics {
@@ -131,6 +134,12 @@ impl Metrics {
             "vCons per broker commit of POST /vcon's group commit",
             ingest_batch.clone(),
         );
+        let validated_off_thread = Counter::default();
+        registry.register(
+            "api_validated_off_thread",
+            "Posted vCons validated on the blocking pool (large bodies while other ingests were in flight)",
+            validated_off_thread.clone(),
+        );
         Self {
             registry,
             requests,
@@ -140,6 +149,7 @@ impl Metrics {
             list_depth,
             dead_letters,
             ingest_batch,
+            validated_off_thread,
         }
     }
 

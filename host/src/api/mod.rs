@@ -66,6 +66,9 @@ pub struct ApiState {
     pub plugin_dirs: Arc<[PathBuf]>,
     /// Concurrent ingests, committed together.
     pub ingests: Arc<group_commit::GroupCommit>,
+    /// Ingests (`POST /vcon`, external ingress) between their start and their answer: while
+    /// there are others, a large body is validated off the API thread.
+    pub ingests_in_flight: Arc<std::sync::atomic::AtomicUsize>,
     /// Keeps the API thread polling for a moment after each answer.
     pub busy_poll: Arc<busy_poll::BusyPoll>,
 }

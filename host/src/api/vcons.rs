@@ -1,5 +1,6 @@
 //! The vCon endpoints: create, read (one, many, listing, search), delete, external ingress.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -33,6 +34,47 @@ pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiErro
 fn parse_vcon(bytes: &Bytes) -> Result<HotVcon, ApiError> {
     HotVcon::from_json(Arc::from(bytes.as_ref()), now_us())
         .map_err(|err| ApiError::invalid_vcon(&err))
+}
+
+/// Bodies at least this large are validated on the blocking pool while other ingests are in
+/// flight ([`validate`]); below it the hand-off costs more than the validation.
+const VALIDATE_ELSEWHERE_BYTES: usize = 64 << 10;
+
+/// Validates a posted vCon. The API runs on one thread ([`super::server`]), so with several
+/// clients a large document's validation (cat1, 270 KB: about 400 µs) would hold up every other
+/// request. While another ingest is in flight, a body of [`VALIDATE_ELSEWHERE_BYTES`] or more is
+/// validated on the blocking pool instead, on the other core, and the API thread goes on reading
+/// and answering. A lone request, or a small body, is validated inline: the hand-off to another
+/// thread costs tens of microseconds where idle cores sleep, which would only add to its latency.
+async fn validate(bytes: &Bytes, in_flight: &InFlight<'_>) -> Result<HotVcon, ApiError> {
+    if bytes.len() < VALIDATE_ELSEWHERE_BYTES || in_flight.others == 0 {
+        return parse_vcon(bytes);
+    }
+    crate::metrics::global().validated_off_thread.inc();
+    let bytes = bytes.clone();
+    tokio::task::spawn_blocking(move || parse_vcon(&bytes))
+        .await
+        .map_err(|err| ApiError::internal(format!("validating the vCon failed: {err}")))?
+}
+
+/// One ingest counted in [`ApiState::ingests_in_flight`] from its start to its answer.
+struct InFlight<'a> {
+    count: &'a AtomicUsize,
+    /// How many other ingests were in flight when this one started.
+    others: usize,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        let others = count.fetch_add(1, Ordering::Relaxed);
+        Self { count, others }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The canonical form of a uuid from the path or query (`422` when it is not one), so nothing
@@ -78,9 +120,10 @@ pub async fn create(
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect();
+    let in_flight = InFlight::enter(&state.ingests_in_flight);
     let config = state.config();
     let bytes = read_body(body, config.host.max_body_bytes).await?;
-    let vcon = parse_vcon(&bytes)?;
+    let vcon = validate(&bytes, &in_flight).await?;
     let ingest = Ingest {
         vcon,
         lists,
@@ -119,8 +162,9 @@ pub async fn external_ingress(
         &config.ingress_auth,
         &list,
     )?;
+    let in_flight = InFlight::enter(&state.ingests_in_flight);
     let bytes = read_body(body, config.host.max_body_bytes).await?;
-    let vcon = parse_vcon(&bytes)?;
+    let vcon = validate(&bytes, &in_flight).await?;
     let ingest = Ingest {
         vcon,
         lists: vec![list],

@@ -90,6 +90,7 @@ pub fn run(request: &RunRequest) -> Result<()> {
             config_path: Arc::from(request.config.as_path()),
             plugin_dirs: Arc::from(request.plugin_dirs.as_slice()),
             ingests: Arc::default(),
+            ingests_in_flight: Arc::default(),
             busy_poll: Arc::new(BusyPoll::new(Duration::from_micros(
                 config.host.api_busy_poll_us,
             ))),

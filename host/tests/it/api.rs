@@ -785,6 +785,98 @@ fn concurrent_posts_share_commits_and_each_lands_on_its_own_lists() {
     host.stop();
 }
 
+/// A fake vCon made larger than 64 KiB by an attachment, with a fresh uuid; with `bad_tel`, a
+/// party whose `tel` the Python server's model refuses.
+fn large_vcon(i: usize, bad_tel: bool) -> (String, Vec<u8>) {
+    let (_, bytes) = fake_docs(1).remove(0);
+    let mut doc: Value = serde_json::from_slice(&bytes).unwrap();
+    let uuid = format!("00000000-0000-4000-8000-{i:012}");
+    doc["uuid"] = json!(uuid);
+    doc["attachments"] =
+        json!([{ "type": "notes", "encoding": "none", "body": "x".repeat(100_000) }]);
+    if bad_tel {
+        doc["parties"][0]["tel"] = json!("not a number");
+    }
+    (uuid, serde_json::to_vec(&doc).unwrap())
+}
+
+/// Large bodies posted concurrently are validated off the API thread (the metric says so) with
+/// the same outcome as inline: valid ones stored, invalid ones refused with the reason. A lone
+/// large post stays on the API thread.
+#[test]
+fn concurrent_large_posts_are_validated_off_the_api_thread_with_the_same_answers() {
+    let scratch = Scratch::with_config(API_ONLY);
+    let host = ApiHost::start(&scratch);
+    let mut client = Client::new(&host.base);
+    let off_thread = |client: &mut Client| -> f64 {
+        let metrics = client.get("/metrics").text;
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("vcon_host_api_validated_off_thread_total")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no validated_off_thread counter in /metrics:\n{metrics}"))
+    };
+    let (_, lone) = large_vcon(0, false);
+    assert_eq!(client.post("/vcon", &lone).status, 201);
+    assert_eq!(
+        off_thread(&mut client),
+        0.0,
+        "a lone post is validated inline"
+    );
+
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let url = format!("{}/api/vcon", host.base);
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .build()
+                    .into();
+                let mut stored = Vec::new();
+                for k in 0..10 {
+                    let bad = k % 3 == 2;
+                    let (uuid, bytes) = large_vcon(1 + t * 100 + k, bad);
+                    let mut answer = agent
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .send(&bytes[..])
+                        .unwrap();
+                    let text = answer.body_mut().read_to_string().unwrap();
+                    if bad {
+                        assert_eq!(answer.status().as_u16(), 422, "{uuid}: {text}");
+                        assert!(text.contains("tel"), "{uuid}: the reason is given: {text}");
+                    } else {
+                        assert_eq!(answer.status().as_u16(), 201, "{uuid}: {text}");
+                        stored.push(uuid);
+                    }
+                }
+                stored
+            })
+        })
+        .collect();
+    let stored: Vec<String> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert!(
+        off_thread(&mut client) > 0.0,
+        "four clients posting 100 KB vCons: none was validated off the API thread"
+    );
+    for uuid in &stored {
+        let one = client.get(&format!("/vcon/{uuid}"));
+        assert_eq!(one.status, 200, "{uuid} stored");
+        assert_eq!(
+            one.json()["attachments"][0]["body"].as_str().map(str::len),
+            Some(100_000)
+        );
+    }
+    host.stop();
+}
+
 /// CPU time (user and system) the process `pid` has used so far, from `/proc/PID/stat`.
 fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
