@@ -18,6 +18,7 @@
 //! `VCON_BENCH_CLIENTS` which client counts run (`1,8`; default `1,8,64`),
 //! `VCON_BENCH_ROUNDS` how many times each API-only row runs (alternating with the compared
 //! server, so both see the machine in the same state; the median ratio closes each client count),
+//! `VCON_BENCH_API_SETS` which documents the API-only rows post (`5kb,cat1`),
 //! `cargo xtask bench api -- api-only` runs only the API-only rows (and the broker writes), and
 //! `-- broker-only` only the broker writes. Each client is a thread with one keep-alive
 //! connection of `support/load_client.rs` (one write per request).
@@ -71,11 +72,10 @@ chains:
   main: { links: [], storages: [sqlite], ingress_lists: [not_posted_to] }
 "#;
 
-/// Prints one row of `POST` figures for `url` (queued, not waited for). With one client the mean
-/// is what sets the rate; its distance from the p50 is the pauses (checkpoints, the disk, the
-/// scheduler), and the last column says how much of all the requests' time was spent beyond
-/// 1 ms in the requests that took longer.
-/// Answers the requests per second.
+/// Prints one row of `POST` figures for `url` (queued, not waited for) and answers its requests
+/// per second. With one client the mean is what sets the rate; its distance from the p50 is the
+/// pauses (checkpoints, the disk, the scheduler), and the last column says how much of all the
+/// requests' time was spent beyond 1 ms in the requests that took longer.
 fn api_only_row(label: &str, url: &str, docs: Vec<Vec<u8>>, clients: usize) -> f64 {
     let total = docs.len();
     let (elapsed, latencies) = post_all(url, docs, clients);
@@ -133,15 +133,10 @@ fn api_only_set(
         }
         if ratios.len() > 1 {
             ratios.sort_by(f64::total_cmp);
-            let middle = ratios.len() / 2;
-            let median = if ratios.len() % 2 == 0 {
-                (ratios[middle - 1] + ratios[middle]) / 2.0
-            } else {
-                ratios[middle]
-            };
             println!(
-                "median ratio at {clients} client(s) over {} rounds: {median:.1}× (lowest {:.1}×, highest {:.1}×)",
+                "median ratio at {clients} client(s) over {} rounds: {:.1}× (lowest {:.1}×, highest {:.1}×)",
                 ratios.len(),
+                median(&ratios),
                 ratios[0],
                 ratios[ratios.len() - 1]
             );
@@ -241,6 +236,16 @@ fn mean(times: &[Duration]) -> Duration {
     times.iter().sum::<Duration>() / times.len() as u32
 }
 
+/// The median of sorted values (the mean of the middle two for an even count).
+fn median(sorted: &[f64]) -> f64 {
+    let middle = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) {
+        (sorted[middle - 1] + sorted[middle]) / 2.0
+    } else {
+        sorted[middle]
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index]
@@ -325,12 +330,13 @@ fn run(docs: Vec<Vec<u8>>, clients: usize) -> Figures {
 /// `Broker::ingest` of `count` copies of `doc` (fresh uuids), one transaction each, into the
 /// embedded broker opened as `vcon-host run` opens it (its checkpoint thread running), in this
 /// process: each commit's time, sorted.
-fn broker_writes(doc: &[u8], count: usize) -> Vec<Duration> {
+fn broker_writes(doc: &[u8], count: usize) -> BrokerWrites {
     let dir = tempfile::tempdir().unwrap();
     let broker = SqliteBroker::open_for_run(&dir.path().join("broker.sqlite")).unwrap();
     let docs = with_fresh_uuids(&[doc.to_vec()], count);
     let lists = vec!["in".to_owned()];
     let ttl = Some(Duration::from_secs(3600));
+    let frames_before = sqlite_wal_vfs::wal_writes().frames;
     let mut times: Vec<Duration> = docs
         .into_iter()
         .map(|bytes| {
@@ -340,22 +346,45 @@ fn broker_writes(doc: &[u8], count: usize) -> Vec<Duration> {
             started.elapsed()
         })
         .collect();
+    let frames = sqlite_wal_vfs::wal_writes().frames - frames_before;
     times.sort();
-    times
+    BrokerWrites {
+        pages_per_commit: frames as f64 / count as f64,
+        times,
+    }
+}
+
+/// What [`broker_writes`] measured.
+struct BrokerWrites {
+    /// Each commit's time, sorted.
+    times: Vec<Duration>,
+    /// WAL pages appended per commit (the broker writes through `sqlite-wal-vfs`, which counts
+    /// them): what each vCon costs the WAL and the checkpoint that copies it back.
+    pages_per_commit: f64,
 }
 
 /// Prints one row of broker-write figures. The mean counts the checkpoint thread's pauses (it
 /// holds the writers off once per WAL limit), which the p50 does not show.
-fn broker_write_row(label: &str, times: &[Duration]) {
+fn broker_write_row(label: &str, writes: &BrokerWrites) {
+    let times = &writes.times;
     println!(
-        "{:<10} {:>8} {:>10} {:>10} {:>10} {:>10}",
+        "{:<10} {:>8} {:>10} {:>10} {:>10} {:>10} {:>11.1}",
         label,
         times.len(),
         micros(percentile(times, 0.5)),
         micros(mean(times)),
         micros(percentile(times, 0.99)),
-        micros(times[times.len() - 1])
+        micros(times[times.len() - 1]),
+        writes.pages_per_commit
     );
+}
+
+/// A count from the environment variable `name`, or `default` when it is unset or not a number.
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn micros(d: Duration) -> String {
@@ -370,10 +399,7 @@ fn main() {
         plugin_dir().join("libvcon_storage_sqlite.so").is_file(),
         "plugins missing: run `cargo xtask bench api` (it builds them)"
     );
-    let requests: usize = std::env::var("VCON_BENCH_REQUESTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3000);
+    let requests = env_count("VCON_BENCH_REQUESTS", 3000);
     // `VCON_BENCH_CLIENTS=1` (a comma-separated list) runs only those client counts.
     let client_counts: Vec<usize> = std::env::var("VCON_BENCH_CLIENTS").map_or_else(
         |_| vec![1, 8, 64],
@@ -428,11 +454,7 @@ fn main() {
     // (`VCON_BENCH_COMPARE_URL`, e.g. the Python stand-in in benches/python_baseline/).
     if !broker_only {
         let compare = std::env::var("VCON_BENCH_COMPARE_URL").ok();
-        let rounds: usize = std::env::var("VCON_BENCH_ROUNDS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1)
-            .max(1);
+        let rounds = env_count("VCON_BENCH_ROUNDS", 1).max(1);
         // `VCON_BENCH_API_SETS=5kb` (or `cat1`) runs only that document's rows.
         let sets = std::env::var("VCON_BENCH_API_SETS").unwrap_or_else(|_| "5kb,cat1".into());
         for (name, label, sources, count) in [
@@ -473,13 +495,13 @@ fn main() {
         "\nBroker writes: Broker::ingest of one vCon per commit, in process, as `run` opens it"
     );
     println!(
-        "{:<10} {:>8} {:>10} {:>10} {:>10} {:>10}",
-        "vCon", "commits", "p50", "mean", "p99", "max"
+        "{:<10} {:>8} {:>10} {:>10} {:>10} {:>10} {:>11}",
+        "vCon", "commits", "p50", "mean", "p99", "max", "WAL pages"
     );
     let five_kb_writes = broker_writes(&five_kb, requests * 5);
     broker_write_row("5 KB", &five_kb_writes);
     broker_write_row("cat1", &broker_writes(&cat1()[0], requests));
-    let broker = percentile(&five_kb_writes, 0.5);
+    let broker = percentile(&five_kb_writes.times, 0.5);
     if let Some(http) = one_client_5kb_p50 {
         println!(
             "5 KB vCon ({} bytes): broker write p50 {}, POST /vcon p50 {} (1 client): the API adds {}",

@@ -41,10 +41,10 @@ fn parse_vcon(bytes: &Bytes) -> Result<HotVcon, ApiError> {
 const VALIDATE_ELSEWHERE_BYTES: usize = 64 << 10;
 
 /// Validates a posted vCon. The API runs on one thread ([`super::server`]), so with several
-/// clients a large document's validation (cat1, 270 KB: about 400 µs) would hold up every other
-/// request. While another ingest is in flight, a body of [`VALIDATE_ELSEWHERE_BYTES`] or more is
-/// validated on the blocking pool instead, on the other core, and the API thread goes on reading
-/// and answering. A lone request, or a small body, is validated inline: the hand-off to another
+/// clients a large document's validation (cat1, 270 KB: about 280 µs in `cargo xtask bench
+/// vcon`) would hold up every other request. While another ingest is in flight, a body of
+/// [`VALIDATE_ELSEWHERE_BYTES`] or more is validated on the blocking pool instead, on the other
+/// core, and the API thread goes on reading and answering. A lone request, or a small body, is validated inline: the hand-off to another
 /// thread costs tens of microseconds where idle cores sleep, which would only add to its latency.
 async fn validate(bytes: &Bytes, in_flight: &InFlight<'_>) -> Result<HotVcon, ApiError> {
     if bytes.len() < VALIDATE_ELSEWHERE_BYTES || in_flight.others == 0 {

@@ -148,10 +148,7 @@ struct Client {
 impl Client {
     fn new(base: &str) -> Self {
         Self {
-            agent: ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .build()
-                .into(),
+            agent: plain_agent(),
             base: base.to_owned(),
             answers: Vec::new(),
         }
@@ -736,18 +733,10 @@ fn concurrent_posts_share_commits_and_each_lands_on_its_own_lists() {
                 if k % 2 == 0 { "a" } else { "b" }
             );
             std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .build()
-                    .into();
+                let agent = plain_agent();
                 for (uuid, bytes) in chunk {
-                    let mut answer = agent
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .send(&bytes[..])
-                        .unwrap();
-                    let text = answer.body_mut().read_to_string().unwrap();
-                    assert_eq!(answer.status().as_u16(), 201, "{uuid}: {text}");
+                    let (status, text) = post_json(&agent, &url, &bytes);
+                    assert_eq!(status, 201, "{uuid}: {text}");
                 }
             })
         })
@@ -768,21 +757,42 @@ fn concurrent_posts_share_commits_and_each_lands_on_its_own_lists() {
         .into_iter()
         .collect();
     assert_eq!(listed, posted, "every acknowledged vCon is listed");
-    let metrics = client.get("/metrics").text;
-    let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{metrics}"))
-    };
-    let vcons = value("vcon_host_api_ingest_batch_vcons_sum");
-    let commits = value("vcon_host_api_ingest_batch_vcons_count");
+    let vcons = metric(&mut client, "vcon_host_api_ingest_batch_vcons_sum");
+    let commits = metric(&mut client, "vcon_host_api_ingest_batch_vcons_count");
     assert_eq!(vcons, 400.0, "every vCon went through the group commit");
     assert!(
         commits < vcons,
         "{commits} commits for {vcons} concurrent POSTs: none shared a commit"
     );
     host.stop();
+}
+
+/// An agent that answers every status as a value (the tests assert on them).
+fn plain_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// Posts `bytes` as JSON to `url`: the status and the body.
+fn post_json(agent: &ureq::Agent, url: &str, bytes: &[u8]) -> (u16, String) {
+    let mut answer = agent
+        .post(url)
+        .header("content-type", "application/json")
+        .send(bytes)
+        .unwrap();
+    let text = answer.body_mut().read_to_string().unwrap();
+    (answer.status().as_u16(), text)
+}
+
+/// The value of the sample `name` in the host's `/metrics`.
+fn metric(client: &mut Client, name: &str) -> f64 {
+    let metrics = client.get("/metrics").text;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{metrics}"))
 }
 
 /// A fake vCon made larger than 64 KiB by an attachment, with a fresh uuid; with `bad_tel`, a
@@ -808,18 +818,8 @@ fn concurrent_large_posts_are_validated_off_the_api_thread_with_the_same_answers
     let scratch = Scratch::with_config(API_ONLY);
     let host = ApiHost::start(&scratch);
     let mut client = Client::new(&host.base);
-    let off_thread = |client: &mut Client| -> f64 {
-        let metrics = client.get("/metrics").text;
-        metrics
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("vcon_host_api_validated_off_thread_total")?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or_else(|| panic!("no validated_off_thread counter in /metrics:\n{metrics}"))
-    };
+    let off_thread =
+        |client: &mut Client| metric(client, "vcon_host_api_validated_off_thread_total");
     let (_, lone) = large_vcon(0, false);
     assert_eq!(client.post("/vcon", &lone).status, 201);
     assert_eq!(
@@ -832,25 +832,17 @@ fn concurrent_large_posts_are_validated_off_the_api_thread_with_the_same_answers
         .map(|t| {
             let url = format!("{}/api/vcon", host.base);
             std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .build()
-                    .into();
+                let agent = plain_agent();
                 let mut stored = Vec::new();
                 for k in 0..10 {
                     let bad = k % 3 == 2;
                     let (uuid, bytes) = large_vcon(1 + t * 100 + k, bad);
-                    let mut answer = agent
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .send(&bytes[..])
-                        .unwrap();
-                    let text = answer.body_mut().read_to_string().unwrap();
+                    let (status, text) = post_json(&agent, &url, &bytes);
                     if bad {
-                        assert_eq!(answer.status().as_u16(), 422, "{uuid}: {text}");
+                        assert_eq!(status, 422, "{uuid}: {text}");
                         assert!(text.contains("tel"), "{uuid}: the reason is given: {text}");
                     } else {
-                        assert_eq!(answer.status().as_u16(), 201, "{uuid}: {text}");
+                        assert_eq!(status, 201, "{uuid}: {text}");
                         stored.push(uuid);
                     }
                 }
