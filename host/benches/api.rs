@@ -144,22 +144,34 @@ fn api_only_set(
     }
 }
 
+/// Scratch directories, removed when the bench ends rather than after each run: on an ext4
+/// without a journal (this project's development machine) the kernel skips every inode freed in
+/// the last 30 seconds when it allocates one, so deleting a run's thousands of document files
+/// (`crates/broker/src/documents.rs`) slowed each file the next run created by 300 µs or more.
+static SCRATCH: std::sync::Mutex<Vec<tempfile::TempDir>> = std::sync::Mutex::new(Vec::new());
+
+fn scratch_dir() -> PathBuf {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    SCRATCH.lock().unwrap().push(dir);
+    path
+}
+
 /// A `vcon-host run` on a scratch directory.
 struct Host {
     child: Child,
     base: String,
-    _dir: tempfile::TempDir,
 }
 
 impl Host {
     fn start(config: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let dir = scratch_dir();
+        std::fs::write(dir.join("config.yml"), config).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_vcon-host"))
             .args(["--config", "config.yml", "--plugin-dir"])
             .arg(plugin_dir())
             .args(["run", "--bind", "127.0.0.1:0"])
-            .current_dir(dir.path())
+            .current_dir(&dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -178,7 +190,6 @@ impl Host {
         Self {
             child,
             base: format!("http://{addr}"),
-            _dir: dir,
         }
     }
 }
@@ -331,8 +342,7 @@ fn run(docs: Vec<Vec<u8>>, clients: usize) -> Figures {
 /// embedded broker opened as `vcon-host run` opens it (its checkpoint thread running), in this
 /// process: each commit's time, sorted.
 fn broker_writes(doc: &[u8], count: usize) -> BrokerWrites {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = SqliteBroker::open_for_run(&dir.path().join("broker.sqlite")).unwrap();
+    let broker = SqliteBroker::open_for_run(&scratch_dir().join("broker.sqlite")).unwrap();
     let docs = with_fresh_uuids(&[doc.to_vec()], count);
     let lists = vec!["in".to_owned()];
     let ttl = Some(Duration::from_secs(3600));
@@ -511,4 +521,5 @@ fn main() {
             micros(http.saturating_sub(broker))
         );
     }
+    SCRATCH.lock().unwrap().clear();
 }

@@ -83,6 +83,9 @@ pub struct Metrics {
     /// Posted vCons validated on the blocking pool rather than the API thread (large bodies
     /// while other ingests were in flight): says whether the second core takes that work.
     pub validated_off_thread: Counter,
+    /// Posted vCons whose document the broker wrote while they were validated (large bodies
+    /// posted alone, embedded broker): says whether that overlap happens.
+    pub documents_staged: Counter,
 }
 
 impl Metrics {
@@ -140,6 +143,12 @@ impl Metrics {
             "Posted vCons validated on the blocking pool (large bodies while other ingests were in flight)",
             validated_off_thread.clone(),
         );
+        let documents_staged = Counter::default();
+        registry.register(
+            "api_documents_staged",
+            "Posted vCons whose document the broker wrote while they were validated (large bodies posted alone)",
+            documents_staged.clone(),
+        );
         Self {
             registry,
             requests,
@@ -150,6 +159,7 @@ impl Metrics {
             dead_letters,
             ingest_batch,
             validated_off_thread,
+            documents_staged,
         }
     }
 

@@ -15,6 +15,9 @@
 //!
 //! A round comes every [`INTERVAL`], or sooner once [`FRAMES_PER_ROUND`] frames were written,
 //! so a fast writer cannot carry the WAL far past the limit between two rounds.
+//!
+//! Each round first fsyncs the large documents written as files since the round before
+//! ([`crate::documents`]), so they reach the disk no later than the WAL that names them.
 
 use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -24,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
+use crate::documents::Documents;
 use crate::BrokerError;
 
 /// How often the thread checkpoints at the least.
@@ -50,8 +54,13 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts checkpointing the database at `path`, whose writers all go through `writer`.
-    pub(crate) fn start(path: &Path, writer: Arc<Mutex<Connection>>) -> Result<Self, BrokerError> {
+    /// Starts checkpointing the database at `path`, whose writers all go through `writer`, and
+    /// fsyncing the document files they write to `documents`.
+    pub(crate) fn start(
+        path: &Path,
+        writer: Arc<Mutex<Connection>>,
+        documents: Arc<Documents>,
+    ) -> Result<Self, BrokerError> {
         let sql = |source| BrokerError::Sqlite {
             path: path.display().to_string(),
             source,
@@ -75,6 +84,12 @@ impl Checkpointer {
                         continue;
                     }
                     last_round = (Instant::now(), frames_written());
+                    if let Err(err) = documents.sync() {
+                        tracing::warn!(
+                            "fsyncing the broker documents in {}: {err}",
+                            documents.dir().display()
+                        );
+                    }
                     if let Err(err) = checkpoint(&conn, &writer) {
                         tracing::warn!("checkpointing the broker WAL of {label}: {err}");
                     }

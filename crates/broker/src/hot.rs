@@ -22,6 +22,9 @@ pub struct HotVcon {
     /// The search index keys of its parties ([`search_keys`]). Empty when read back from a
     /// broker that does not keep them beside the document; the index itself is kept.
     pub search_keys: Vec<String>,
+    /// The document, already written by [`crate::Broker::stage_document`] of the broker it
+    /// is ingested into (which then records that file instead of writing it again).
+    pub staged: Option<Arc<crate::StagedDocument>>,
 }
 
 /// Now, in microseconds since the Unix epoch.
@@ -109,6 +112,7 @@ impl HotVcon {
             subject: parsed.subject.clone(),
             search_keys: search_keys(parsed),
             json,
+            staged: None,
         }
     }
 }

@@ -19,10 +19,12 @@
 //! ([`Broker::is_local`]).
 
 mod checkpoint;
+mod documents;
 mod hot;
 mod redis;
 mod sqlite;
 
+pub use documents::StagedDocument;
 pub use hot::{now_us, search_keys, HotVcon};
 pub use redis::RedisBroker;
 pub use sqlite::SqliteBroker;
@@ -178,6 +180,18 @@ pub enum BrokerError {
         #[source]
         source: std::io::Error,
     },
+    /// A large vCon could not be written to the embedded broker's documents directory (see
+    /// [`SqliteBroker`]); nothing of its ingest was kept.
+    #[error("writing a vCon of {bytes} bytes to the broker's documents directory {dir}: {source} (is the disk full, or the directory not writable by this user?)")]
+    Document {
+        /// The directory (`<broker file>-documents`).
+        dir: String,
+        /// The document's length.
+        bytes: usize,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Another `vcon-host run` holds this broker.
     #[error("another vcon-host run is already working on broker {path} (lock file {lock}): stop it first, or give this one another `host.broker`")]
     InUse {
@@ -213,6 +227,16 @@ pub trait Broker: Send + Sync + std::fmt::Debug {
     /// pay a hand-off to another thread, which can cost more than the call.
     fn is_local(&self) -> bool {
         false
+    }
+
+    /// Writes a document ahead of its ingest where this broker keeps large documents apart
+    /// (the embedded broker's files), so the write can overlap the document's validation; put
+    /// it in [`HotVcon::staged`] and ingest as usual. `None` where nothing is gained: a broker
+    /// that keeps every document inline (Redis), or a document small enough to stay in its
+    /// row. Dropped without being ingested, it is given up.
+    fn stage_document(&self, json: &[u8]) -> Result<Option<StagedDocument>, BrokerError> {
+        let _ = json;
+        Ok(None)
     }
 
     /// Replaces a vCon in the hot store (after links changed it), keeping its time to live.

@@ -5,7 +5,11 @@
 //! (durable across a process crash; a power loss may drop the last commits, as with Redis'
 //! default persistence). One connection behind a mutex: SQLite serialises writers anyway, and
 //! every operation here is a handful of indexed statements.
+//!
+//! A document of 64 KiB or more is kept as a file beside the database instead of in its row
+//! ([`crate::documents`]): SQLite would write it twice (WAL, then database) and fsync it twice.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -13,6 +17,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::checkpoint::Checkpointer;
+use crate::documents::{DocumentFile, Documents, ReadError, StagedDocument, LARGE_DOCUMENT_BYTES};
 use crate::{
     now_us, Broker, BrokerError, Claim, ClaimedItem, Finish, HotVcon, IngestBatch, ItemId, ItemKey,
     ListEntry, ListingPage,
@@ -27,7 +32,10 @@ CREATE TABLE IF NOT EXISTS vcons (
     created_at_offset_s INTEGER NOT NULL,
     updated_at_us INTEGER NOT NULL,
     subject TEXT,
-    expires_at_us INTEGER
+    expires_at_us INTEGER,
+    document_file TEXT,
+    document_len INTEGER,
+    document_crc32 INTEGER
 );
 CREATE INDEX IF NOT EXISTS vcons_expiry ON vcons(expires_at_us) WHERE expires_at_us IS NOT NULL;
 CREATE TABLE IF NOT EXISTS list_items (
@@ -66,9 +74,33 @@ UPDATE listing SET terms =
 DROP INDEX IF EXISTS search_terms_uuid;
 ";
 
+/// A file made before large documents were kept as files gets the columns that name them.
+/// Its rows keep their documents inline, which reads the same.
+const MIGRATE_DOCUMENT_FILES: &str = "
+ALTER TABLE vcons ADD COLUMN document_file TEXT;
+ALTER TABLE vcons ADD COLUMN document_len INTEGER;
+ALTER TABLE vcons ADD COLUMN document_crc32 INTEGER;
+";
+
+/// Each change of the schema since the first release: the column it adds, and the statements
+/// that bring an older file to it.
+const MIGRATIONS: [(&str, &str, &str); 2] = [
+    ("listing", "terms", MIGRATE_LISTING_TERMS),
+    ("vcons", "document_file", MIGRATE_DOCUMENT_FILES),
+];
+
+/// Applied after [`MIGRATIONS`], which add the column it indexes. Finds the rows that name a
+/// document file (the sweep at start, [`crate::documents::Documents::sweep`]); only large
+/// vCons have an entry.
+const DOCUMENT_FILE_INDEX: &str = "CREATE INDEX IF NOT EXISTS vcons_document_file
+    ON vcons(document_file) WHERE document_file IS NOT NULL";
+
 /// Deletes the search terms `listing.terms` records for uuid `?1`, each by its own key.
 const DELETE_LISTED_TERMS: &str = "DELETE FROM search_terms WHERE uuid = ?1 AND term IN
     (SELECT value FROM json_each((SELECT terms FROM listing WHERE uuid = ?1)))";
+
+/// Deletes uuid `?1`'s hot copy, answering the document file it named.
+const DELETE_VCON: &str = "DELETE FROM vcons WHERE uuid = ?1 RETURNING document_file";
 
 /// Statements the broker's connection keeps prepared.
 const STATEMENT_CACHE: usize = 64;
@@ -90,6 +122,8 @@ pub struct SqliteBroker {
     /// Shared with the checkpoint thread, which holds it to finish a checkpoint with no commit
     /// in between.
     conn: Arc<Mutex<Connection>>,
+    /// Large documents, as files beside the database.
+    documents: Arc<Documents>,
     /// Checkpoints the WAL off the request path while `run` holds the broker.
     _checkpointer: Option<Checkpointer>,
     /// Held by `vcon-host run` so two hosts never recover each other's claims.
@@ -169,20 +203,30 @@ impl SqliteBroker {
             .map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
         migrate(&conn).map_err(sql)?;
+        conn.execute_batch(DOCUMENT_FILE_INDEX).map_err(sql)?;
+        // Without a checkpoint thread to fsync documents in rounds, each is fsynced before its
+        // commit.
+        let documents = Arc::new(Documents::new(path, !run));
         if run {
+            sweep_documents(&conn, &documents);
             // The checkpoint thread does it instead of the committing request (checkpoint.rs).
             conn.pragma_update(None, "wal_autocheckpoint", 0)
                 .map_err(sql)?;
         }
         let conn = Arc::new(Mutex::new(conn));
         let checkpointer = if run {
-            Some(Checkpointer::start(path, Arc::clone(&conn))?)
+            Some(Checkpointer::start(
+                path,
+                Arc::clone(&conn),
+                Arc::clone(&documents),
+            )?)
         } else {
             None
         };
         Ok(Self {
             path: path.to_owned(),
             conn,
+            documents,
             _checkpointer: checkpointer,
             run_lock,
             run_id: format!("{:016x}", rand::random::<u64>()),
@@ -226,27 +270,144 @@ impl SqliteBroker {
         };
         run().map_err(|e| self.err(e))
     }
+
+    /// The file of each large document among `vcons`, before the transaction that will record
+    /// it (and outside the connection's lock): the one [`Broker::stage_document`] wrote, else
+    /// one written now; `None` for a document kept in its row. On an error, the files written
+    /// here are given up and the staged ones given back.
+    fn write_documents<'v>(
+        &self,
+        vcons: impl IntoIterator<Item = &'v HotVcon>,
+    ) -> Result<Vec<Option<DocumentOf<'v>>>, BrokerError> {
+        let mut files = Vec::new();
+        for v in vcons {
+            if v.json.len() < LARGE_DOCUMENT_BYTES {
+                files.push(None);
+                continue;
+            }
+            if let Some(staged) = v.staged.as_deref() {
+                if let Some(file) = staged.take(&self.documents, v.json.len()) {
+                    files.push(Some(DocumentOf::Staged(staged, file)));
+                    continue;
+                }
+            }
+            match self.documents.write(&v.json) {
+                Ok(file) => files.push(Some(DocumentOf::Written(file))),
+                Err(source) => {
+                    self.undo(&files);
+                    return Err(BrokerError::Document {
+                        dir: self.documents.dir().display().to_string(),
+                        bytes: v.json.len(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    /// Gives up the files [`Self::write_documents`] wrote, and gives back the staged ones it
+    /// took (their owners give them up when dropped).
+    fn undo(&self, files: &[Option<DocumentOf<'_>>]) {
+        let mut written = Vec::new();
+        for file in files.iter().flatten() {
+            match file {
+                DocumentOf::Staged(staged, _) => staged.give_back(),
+                DocumentOf::Written(file) => written.push(file.name.clone()),
+            }
+        }
+        self.documents.remove(written);
+    }
+
+    /// [`Self::write`] for a transaction that records the document files `files` (undone if it
+    /// fails) and may drop others: the body adds the files its rows no longer name, which are
+    /// given up once it is committed.
+    fn write_with_documents<T>(
+        &self,
+        files: &[Option<DocumentOf<'_>>],
+        body: impl FnOnce(&Connection, &mut Vec<String>) -> rusqlite::Result<T>,
+    ) -> Result<T, BrokerError> {
+        let mut unnamed = Vec::new();
+        match self.write(|tx| body(tx, &mut unnamed)) {
+            Ok(value) => {
+                self.documents.remove(unnamed);
+                Ok(value)
+            }
+            Err(err) => {
+                self.undo(files);
+                Err(err)
+            }
+        }
+    }
 }
 
-/// Brings a file made by an earlier version to the current [`SCHEMA`].
+/// Where a large document of an ingest is: staged before it, or written by it.
+enum DocumentOf<'v> {
+    Staged(&'v StagedDocument, &'v DocumentFile),
+    Written(DocumentFile),
+}
+
+impl DocumentOf<'_> {
+    fn file(&self) -> &DocumentFile {
+        match self {
+            Self::Staged(_, file) => file,
+            Self::Written(file) => file,
+        }
+    }
+}
+
+/// Brings a file made by an earlier version to the current [`SCHEMA`], one [`MIGRATIONS`] step
+/// at a time, each in its own `IMMEDIATE` transaction so two processes opening an old file
+/// apply it once.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let has_terms = |conn: &Connection| {
+    let has_column = |table: &str, column: &str| {
         conn.query_row(
-            "SELECT count(*) FROM pragma_table_info('listing') WHERE name = 'terms'",
-            [],
+            "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
             |row| row.get::<_, i64>(0),
         )
         .map(|n| n > 0)
     };
-    if has_terms(conn)? {
-        return Ok(());
+    for (table, column, statements) in MIGRATIONS {
+        if has_column(table, column)? {
+            continue;
+        }
+        let transaction = OpenTransaction::begin(conn)?;
+        // Another process may have migrated the file since the look above.
+        if !has_column(table, column)? {
+            conn.execute_batch(statements)?;
+        }
+        transaction.commit()?;
     }
-    let transaction = OpenTransaction::begin(conn)?;
-    // Another process may have migrated the file since the look above.
-    if !has_terms(conn)? {
-        conn.execute_batch(MIGRATE_LISTING_TERMS)?;
+    Ok(())
+}
+
+/// Gives up the document files of ingests that never committed (a process that died between
+/// the two) and adopts an earlier run's spares. At the start of `run` only, and never fatal: a
+/// file left is only disk space.
+fn sweep_documents(conn: &Connection, documents: &Documents) {
+    let referenced = conn
+        .prepare("SELECT document_file FROM vcons WHERE document_file IS NOT NULL")
+        .and_then(|mut select| {
+            select
+                .query_map([], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<HashSet<String>>>()
+        });
+    let swept = referenced
+        .map_err(|err| err.to_string())
+        .and_then(|referenced| documents.sweep(&referenced).map_err(|err| err.to_string()));
+    match swept {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            "gave up {n} broker document files no vCon names (ingests that never committed, or \
+             spares past the limit) in {}",
+            documents.dir().display()
+        ),
+        Err(err) => tracing::warn!(
+            "sweeping the broker documents in {}: {err}",
+            documents.dir().display()
+        ),
     }
-    transaction.commit()
 }
 
 /// A transaction begun and not yet committed: rolled back when dropped before its commit (an
@@ -297,8 +458,14 @@ fn push_items(
     Ok(())
 }
 
-fn row_to_vcon(row: &rusqlite::Row<'_>) -> rusqlite::Result<HotVcon> {
-    Ok(HotVcon {
+/// A `vcons` row as [`Broker::get_vcons`] selects it: the vCon, and the file its document is in
+/// when it is not in the row.
+fn row_to_vcon(row: &rusqlite::Row<'_>) -> rusqlite::Result<(HotVcon, Option<DocumentFile>)> {
+    let file = match (row.get::<_, Option<String>>(6)?, row.get(7)?, row.get(8)?) {
+        (Some(name), Some(len), Some(crc32)) => Some(DocumentFile { name, len, crc32 }),
+        _ => None,
+    };
+    let vcon = HotVcon {
         uuid: row.get(0)?,
         json: Arc::from(row.get::<_, Vec<u8>>(1)?),
         created_at_us: row.get(2)?,
@@ -306,7 +473,88 @@ fn row_to_vcon(row: &rusqlite::Row<'_>) -> rusqlite::Result<HotVcon> {
         updated_at_us: row.get(4)?,
         subject: row.get(5)?,
         search_keys: Vec::new(),
-    })
+        staged: None,
+    };
+    Ok((vcon, file))
+}
+
+/// What a write does to a `vcons` row's time to live.
+#[derive(Clone, Copy)]
+enum Expiry {
+    /// Sets it (`None`: never expires).
+    Set(Option<i64>),
+    /// Leaves it as it is (a link's change to a vCon already stored).
+    Keep,
+}
+
+/// Inserts or replaces a `vcons` row: its document inline, or the name of the file it was
+/// written to. The file a replaced row named is added to `replaced`, to remove once the
+/// transaction is in.
+fn upsert_vcon(
+    tx: &Connection,
+    v: &HotVcon,
+    file: Option<&DocumentFile>,
+    expiry: Expiry,
+    replaced: &mut Vec<String>,
+) -> rusqlite::Result<()> {
+    let old_file = tx
+        .prepare_cached(
+            "SELECT document_file FROM vcons WHERE uuid = ?1 AND document_file IS NOT NULL",
+        )?
+        .query_row([&v.uuid], |row| row.get::<_, String>(0))
+        .optional()?;
+    replaced.extend(old_file.filter(|old| file.is_none_or(|new| new.name != *old)));
+    let json: &[u8] = if file.is_some() { &[] } else { &v.json };
+    let name = file.map(|f| f.name.as_str());
+    let len = file.map(|f| f.len);
+    let crc32 = file.map(|f| f.crc32);
+    let (expires, set_expiry) = match expiry {
+        Expiry::Set(expires) => (expires, true),
+        Expiry::Keep => (None, false),
+    };
+    tx.prepare_cached(
+        "INSERT INTO vcons (uuid, json, created_at_us, created_at_offset_s, updated_at_us,
+            subject, expires_at_us, document_file, document_len, document_crc32)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT(uuid) DO UPDATE SET json = excluded.json,
+            created_at_us = excluded.created_at_us,
+            created_at_offset_s = excluded.created_at_offset_s,
+            updated_at_us = excluded.updated_at_us, subject = excluded.subject,
+            expires_at_us = CASE WHEN ?11 THEN excluded.expires_at_us ELSE vcons.expires_at_us END,
+            document_file = excluded.document_file, document_len = excluded.document_len,
+            document_crc32 = excluded.document_crc32",
+    )?
+    .execute(params![
+        v.uuid,
+        json,
+        v.created_at_us,
+        v.created_at_offset_s,
+        v.updated_at_us,
+        v.subject,
+        expires,
+        name,
+        len,
+        crc32,
+        set_expiry
+    ])?;
+    Ok(())
+}
+
+/// Runs a `DELETE ... RETURNING document_file`, answering how many rows went and the files
+/// they named.
+fn delete_vcon_rows(
+    tx: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<(u64, Vec<String>)> {
+    let mut statement = tx.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    let (mut count, mut files) = (0, Vec::new());
+    while let Some(row) = rows.next()? {
+        count += 1;
+        files.extend(row.get::<_, Option<String>>(0)?);
+    }
+    Ok((count, files))
 }
 
 /// Records a vCon in the listing and replaces its search terms. A vCon not listed before has
@@ -359,31 +607,24 @@ fn insert_terms_sql(count: usize) -> &'static str {
     &all[count.clamp(1, TERMS_PER_INSERT) - 1]
 }
 
-/// Stores vCons, indexes them and queues each on every list, inside `tx`.
+/// Stores vCons (`files[i]`: where the `i`th one's document was written, if not inline),
+/// indexes them and queues each on every list, inside `tx`.
 fn ingest_in(
     tx: &Connection,
     vcons: &[HotVcon],
+    files: &[Option<DocumentOf<'_>>],
     lists: &[String],
     expires: Option<i64>,
+    replaced: &mut Vec<String>,
 ) -> rusqlite::Result<()> {
-    let mut upsert = tx.prepare_cached(
-        "INSERT INTO vcons (uuid, json, created_at_us, created_at_offset_s, updated_at_us, subject, expires_at_us)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT(uuid) DO UPDATE SET json = excluded.json,
-            created_at_us = excluded.created_at_us, created_at_offset_s = excluded.created_at_offset_s,
-            updated_at_us = excluded.updated_at_us, subject = excluded.subject,
-            expires_at_us = excluded.expires_at_us",
-    )?;
-    for v in vcons {
-        upsert.execute(params![
-            v.uuid,
-            &*v.json,
-            v.created_at_us,
-            v.created_at_offset_s,
-            v.updated_at_us,
-            v.subject,
-            expires
-        ])?;
+    for (v, file) in vcons.iter().zip(files) {
+        upsert_vcon(
+            tx,
+            v,
+            file.as_ref().map(DocumentOf::file),
+            Expiry::Set(expires),
+            replaced,
+        )?;
         index(tx, v)?;
     }
     push_items(
@@ -408,14 +649,19 @@ impl Broker for SqliteBroker {
         lists: &[String],
         ttl: Option<Duration>,
     ) -> Result<(), BrokerError> {
-        self.write(|tx| ingest_in(tx, vcons, lists, expiry(ttl)))
+        self.ingest_batches(&[IngestBatch { vcons, lists, ttl }])
     }
 
     fn ingest_batches(&self, batches: &[IngestBatch<'_>]) -> Result<(), BrokerError> {
-        self.write(|tx| {
-            batches
-                .iter()
-                .try_for_each(|b| ingest_in(tx, b.vcons, b.lists, expiry(b.ttl)))
+        let files = self.write_documents(batches.iter().flat_map(|b| b.vcons))?;
+        self.write_with_documents(&files, |tx, replaced| {
+            let mut files = files.as_slice();
+            for b in batches {
+                let (these, rest) = files.split_at(b.vcons.len());
+                files = rest;
+                ingest_in(tx, b.vcons, these, b.lists, expiry(b.ttl), replaced)?;
+            }
+            Ok(())
         })
     }
 
@@ -423,23 +669,31 @@ impl Broker for SqliteBroker {
         true
     }
 
+    fn stage_document(&self, json: &[u8]) -> Result<Option<StagedDocument>, BrokerError> {
+        if json.len() < LARGE_DOCUMENT_BYTES {
+            return Ok(None);
+        }
+        let file = self
+            .documents
+            .write(json)
+            .map_err(|source| BrokerError::Document {
+                dir: self.documents.dir().display().to_string(),
+                bytes: json.len(),
+                source,
+            })?;
+        Ok(Some(StagedDocument::new(file, Arc::clone(&self.documents))))
+    }
+
     fn put_vcon(&self, v: &HotVcon) -> Result<(), BrokerError> {
-        self.write(|tx| {
-            tx.prepare_cached(
-                "INSERT INTO vcons (uuid, json, created_at_us, created_at_offset_s, updated_at_us, subject)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(uuid) DO UPDATE SET json = excluded.json,
-                    created_at_us = excluded.created_at_us, created_at_offset_s = excluded.created_at_offset_s,
-                    updated_at_us = excluded.updated_at_us, subject = excluded.subject",
-            )?
-            .execute(params![
-                v.uuid,
-                &*v.json,
-                v.created_at_us,
-                v.created_at_offset_s,
-                v.updated_at_us,
-                v.subject
-            ])?;
+        let files = self.write_documents([v])?;
+        self.write_with_documents(&files, |tx, replaced| {
+            upsert_vcon(
+                tx,
+                v,
+                files[0].as_ref().map(DocumentOf::file),
+                Expiry::Keep,
+                replaced,
+            )?;
             if v.search_keys.is_empty() {
                 // Read back without its keys: keep the index as it is.
                 return Ok(());
@@ -453,7 +707,8 @@ impl Broker for SqliteBroker {
         let now = now_us();
         let mut select = conn
             .prepare_cached(concat!(
-                "SELECT uuid, json, created_at_us, created_at_offset_s, updated_at_us, subject
+                "SELECT uuid, json, created_at_us, created_at_offset_s, updated_at_us, subject,
+                    document_file, document_len, document_crc32
                  FROM vcons WHERE uuid = ?1
                  AND (expires_at_us IS NULL OR expires_at_us > ?2 OR ",
                 still_waiting!(),
@@ -463,27 +718,56 @@ impl Broker for SqliteBroker {
         uuids
             .iter()
             .map(|uuid| {
-                select
-                    .query_row(params![uuid, now], row_to_vcon)
-                    .optional()
-                    .map_err(|e| self.err(e))
+                // The file is read while the connection is held, so no writer of this process
+                // replaces (and removes) it between the row and the read; another process's
+                // writer may, which the second look at the row sees.
+                for _ in 0..2 {
+                    let found = select
+                        .query_row(params![uuid, now], row_to_vcon)
+                        .optional()
+                        .map_err(|e| self.err(e))?;
+                    let Some((vcon, file)) = found else {
+                        return Ok(None);
+                    };
+                    let Some(file) = file else {
+                        return Ok(Some(vcon));
+                    };
+                    match self.documents.read(&file) {
+                        Ok(json) => {
+                            return Ok(Some(HotVcon {
+                                json: Arc::from(json),
+                                ..vcon
+                            }))
+                        }
+                        Err(ReadError::Missing) => continue,
+                        Err(ReadError::Lost(why)) => {
+                            self.documents.report_lost(uuid, &why);
+                            return Ok(None);
+                        }
+                    }
+                }
+                self.documents
+                    .report_lost(uuid, "its document file is missing");
+                Ok(None)
             })
             .collect()
     }
 
     fn delete_vcon(&self, uuid: &str) -> Result<bool, BrokerError> {
-        self.write(|tx| {
-            tx.execute("DELETE FROM vcons WHERE uuid = ?1", [uuid])
-                .map(|n| n > 0)
+        self.write_with_documents(&[], |tx, removed| {
+            let (count, files) = delete_vcon_rows(tx, DELETE_VCON, [uuid])?;
+            removed.extend(files);
+            Ok(count > 0)
         })
     }
 
     fn forget(&self, uuid: &str) -> Result<bool, BrokerError> {
-        self.write(|tx| {
+        self.write_with_documents(&[], |tx, removed| {
             tx.execute(DELETE_LISTED_TERMS, [uuid])?;
             tx.execute("DELETE FROM listing WHERE uuid = ?1", [uuid])?;
-            tx.execute("DELETE FROM vcons WHERE uuid = ?1", [uuid])
-                .map(|n| n > 0)
+            let (count, files) = delete_vcon_rows(tx, DELETE_VCON, [uuid])?;
+            removed.extend(files);
+            Ok(count > 0)
         })
     }
 
@@ -694,8 +978,9 @@ impl Broker for SqliteBroker {
 
     fn purge_expired(&self) -> Result<u64, BrokerError> {
         let now = now_us();
-        self.write(|tx| {
-            tx.execute(
+        self.write_with_documents(&[], |tx, removed| {
+            let (count, files) = delete_vcon_rows(
+                tx,
                 // A vCon still waiting in (or claimed from) a list other than a dead-letter
                 // list is kept past its time to live: the Python server loses a backlog that
                 // outlives VCON_REDIS_EXPIRY; here the time to live only counts once nothing
@@ -703,11 +988,13 @@ impl Broker for SqliteBroker {
                 concat!(
                     "DELETE FROM vcons WHERE expires_at_us IS NOT NULL AND expires_at_us <= ?1 \
                      AND NOT ",
-                    still_waiting!()
+                    still_waiting!(),
+                    " RETURNING document_file"
                 ),
                 [now],
-            )
-            .map(|n| n as u64)
+            )?;
+            removed.extend(files);
+            Ok(count)
         })
     }
 }

@@ -866,6 +866,59 @@ fn concurrent_large_posts_are_validated_off_the_api_thread_with_the_same_answers
             Some(100_000)
         );
     }
+    // Each large document was written to its file while it was validated (staged); the
+    // invalid ones' files were given up, so only the stored vCons' remain.
+    let documents = std::fs::read_dir(scratch.path().join("data/broker.sqlite-documents"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with("spare-"))
+        .count();
+    assert_eq!(
+        documents,
+        stored.len() + 1,
+        "document files of the stored vCons (and only those)"
+    );
+    host.stop();
+}
+
+#[test]
+fn a_large_vcon_posted_alone_is_written_while_validated_and_an_invalid_one_leaves_no_file() {
+    let scratch = Scratch::with_config(API_ONLY);
+    let host = ApiHost::start(&scratch);
+    let mut client = Client::new(&host.base);
+    let documents = || -> Vec<String> {
+        std::fs::read_dir(scratch.path().join("data/broker.sqlite-documents"))
+            .map(|dir| {
+                dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .filter(|name| !name.starts_with("spare-"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (uuid, good) = large_vcon(0, false);
+    assert_eq!(client.post("/vcon", &good).status, 201);
+    assert_eq!(
+        metric(&mut client, "vcon_host_api_documents_staged_total"),
+        1.0,
+        "a lone large post has its document written while it is validated"
+    );
+    assert_eq!(documents().len(), 1, "one file, staged and recorded");
+    let (_, bad) = large_vcon(1, true);
+    let refused = client.post("/vcon", &bad);
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    // The staging runs beside validation and is given up when it ends; give it a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while documents().len() > 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        documents().len(),
+        1,
+        "the invalid vCon's staged file was left"
+    );
+    let one = client.get(&format!("/vcon/{uuid}"));
+    assert_eq!(one.status, 200);
+    assert_eq!(one.text.as_bytes(), good.as_slice(), "answered as posted");
     host.stop();
 }
 

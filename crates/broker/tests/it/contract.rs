@@ -19,6 +19,7 @@ pub(crate) fn hot_at(uuid: &str, created_at_us: i64, search_keys: &[&str]) -> Ho
         updated_at_us: created_at_us,
         subject: None,
         search_keys: search_keys.iter().map(|k| (*k).to_owned()).collect(),
+        staged: None,
     }
 }
 
@@ -159,6 +160,42 @@ pub(crate) fn ingest_batches_stores_each_batch_on_its_own_lists(broker: &dyn Bro
         "indexed as by ingest"
     );
     assert_eq!(page(broker, 0, 10).len(), 6, "listed as by ingest");
+}
+
+/// A vCon of `kb` KiB (a large `analysis` body), the size of the reference's `cat1` and more.
+pub(crate) fn large(uuid: &str, kb: usize, fill: char) -> HotVcon {
+    let body: String = std::iter::repeat_n(fill, kb * 1024).collect();
+    HotVcon {
+        json: Arc::from(
+            format!(r#"{{"uuid":"{uuid}","analysis":[{{"type":"transcript","body":"{body}"}}]}}"#)
+                .into_bytes(),
+        ),
+        ..hot(uuid)
+    }
+}
+
+/// Large documents (the embedded broker keeps them as files) read back byte for byte, when
+/// replaced by another large one or by a small one, and are gone once deleted.
+pub(crate) fn large_documents_round_trip_replace_and_delete(broker: &dyn Broker) {
+    let first = large(&uuid(1), 300, 'a');
+    broker
+        .ingest(std::slice::from_ref(&first), &["in".into()], None)
+        .unwrap();
+    let read = |i| broker.get_vcons(&[&uuid(i)]).unwrap().remove(0);
+    assert_eq!(read(1).expect("stored").json, first.json);
+
+    let second = large(&uuid(1), 200, 'b');
+    broker.put_vcon(&second).unwrap();
+    assert_eq!(read(1).expect("replaced").json, second.json);
+
+    let small = hot(&uuid(1));
+    broker.put_vcon(&small).unwrap();
+    assert_eq!(read(1).expect("replaced by a small one").json, small.json);
+
+    broker.put_vcon(&first).unwrap();
+    assert_eq!(read(1).expect("large again").json, first.json);
+    assert!(broker.delete_vcon(&uuid(1)).unwrap());
+    assert!(read(1).is_none());
 }
 
 pub(crate) fn hot_store_round_trips_and_deletes(broker: &dyn Broker) {

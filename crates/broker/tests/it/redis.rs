@@ -78,6 +78,7 @@ contract_tests!(
     claimed_items_stay_until_finished_and_finish_pushes_atomically,
     lists_are_claimed_in_priority_order,
     hot_store_round_trips_and_deletes,
+    large_documents_round_trip_replace_and_delete,
     ingest_batches_stores_each_batch_on_its_own_lists,
     listing_is_newest_first_paged_and_forget_removes_everything,
     search_intersects_and_an_unmatched_term_empties_it,

@@ -7,6 +7,19 @@ use vcon_broker::{Broker, BrokerError, Finish, SqliteBroker};
 
 use crate::contract::{self, hot, uuid};
 
+/// Makes every ingest that queues on the list `poison` fail at its last statement (a trigger
+/// of the test's own), after the vCon's row and files are written: what the transaction must
+/// take back with it.
+pub(crate) fn poison_list(path: &std::path::Path) {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER poison BEFORE INSERT ON list_items WHEN NEW.list = 'poison'
+             BEGIN SELECT RAISE(ABORT, 'poisoned list'); END;",
+        )
+        .unwrap();
+}
+
 fn broker() -> (tempfile::TempDir, SqliteBroker) {
     let dir = tempfile::tempdir().unwrap();
     let broker = SqliteBroker::open(&dir.path().join("broker.sqlite")).unwrap();
@@ -29,6 +42,7 @@ contract_tests!(
     claimed_items_stay_until_finished_and_finish_pushes_atomically,
     lists_are_claimed_in_priority_order,
     hot_store_round_trips_and_deletes,
+    large_documents_round_trip_replace_and_delete,
     ingest_batches_stores_each_batch_on_its_own_lists,
     listing_is_newest_first_paged_and_forget_removes_everything,
     search_intersects_and_an_unmatched_term_empties_it,
@@ -161,13 +175,7 @@ fn a_failed_write_is_rolled_back_whole_and_the_broker_keeps_working() {
     let broker = SqliteBroker::open(&path).unwrap();
     // A trigger of the test's own makes the last statement of an ingest fail, after the vCon
     // row is written: the transaction must take the row back with it.
-    rusqlite::Connection::open(&path)
-        .unwrap()
-        .execute_batch(
-            "CREATE TRIGGER poison BEFORE INSERT ON list_items WHEN NEW.list = 'poison'
-             BEGIN SELECT RAISE(ABORT, 'poisoned list'); END;",
-        )
-        .unwrap();
+    poison_list(&path);
     let err = broker
         .ingest(&[hot(&uuid(1))], &["poison".to_owned()], None)
         .unwrap_err();
