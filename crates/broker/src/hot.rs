@@ -23,7 +23,9 @@ pub struct HotVcon {
     /// broker that does not keep them beside the document; the index itself is kept.
     pub search_keys: Vec<String>,
     /// The document, already written by [`crate::Broker::stage_document`] of the broker it
-    /// is ingested into (which then records that file instead of writing it again).
+    /// is ingested into (which then records that file instead of writing it again). It must
+    /// have been staged from these very `json` bytes: the broker checks only that the length
+    /// matches, since a checksum would cost what staging saves.
     pub staged: Option<Arc<crate::StagedDocument>>,
 }
 
