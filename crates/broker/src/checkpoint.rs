@@ -8,12 +8,12 @@
 //!
 //! A `PASSIVE` checkpoint never blocks a writer, but the WAL only starts over from its beginning
 //! when a write finds every frame copied back, and under steady load a frame is always being
-//! appended. So once the WAL is over [`WAL_LIMIT_PAGES`], the thread copies what is left while
+//! appended. So once the WAL is over [`WAL_LIMIT_BYTES`], the thread copies what is left while
 //! holding the broker's connection, so no commit comes between: the next commit then starts the
 //! WAL over. That short pause (the few frames appended since the copy before, and one fsync)
-//! comes once per [`WAL_LIMIT_PAGES`] pages instead of once per 1000.
+//! comes once per [`WAL_LIMIT_BYTES`] of WAL instead of once per 1000 pages.
 //!
-//! A round comes every [`INTERVAL`], or sooner once [`FRAMES_PER_ROUND`] frames were written,
+//! A round comes every [`INTERVAL`], or sooner once [`BYTES_PER_ROUND`] of frames were written,
 //! so a fast writer cannot carry the WAL far past the limit between two rounds.
 //!
 //! Each round first fsyncs the large documents written as files since the round before
@@ -36,14 +36,15 @@ const INTERVAL: Duration = Duration::from_millis(100);
 /// How often the thread looks at how many WAL frames this process has written.
 const POLL: Duration = Duration::from_millis(10);
 
-/// The thread checkpoints before [`INTERVAL`] is up once this many frames (32 MiB of pages)
-/// were written since the last round: a writer that commits one vCon every 60 µs appends over
-/// 100 MB in 100 ms, which would carry the WAL far past [`WAL_LIMIT_PAGES`] between two rounds.
-const FRAMES_PER_ROUND: u64 = 8_000;
+/// The thread checkpoints before [`INTERVAL`] is up once this many bytes of WAL frames were
+/// written since the last round: a writer that commits one vCon every 60 µs appends over 100 MB
+/// in 100 ms, which would carry the WAL far past [`WAL_LIMIT_BYTES`] between two rounds.
+const BYTES_PER_ROUND: i64 = 32 << 20;
 
-/// Past this many pages in the WAL (16,000 × 4 KiB = 64 MiB), the checkpoint finishes while no
-/// commit can come between, so the WAL starts over and stays bounded.
-const WAL_LIMIT_PAGES: i64 = 16_000;
+/// Past this many bytes of pages in the WAL, the checkpoint finishes while no commit can come
+/// between, so the WAL starts over and stays bounded. In bytes, not pages, so the pause and the
+/// file's size do not depend on the database's page size.
+const WAL_LIMIT_BYTES: i64 = 64 << 20;
 
 /// The checkpoint thread of a broker opened for `run`; stops (after a last checkpoint) when
 /// dropped.
@@ -67,6 +68,11 @@ impl Checkpointer {
         };
         let conn = crate::sqlite::connect(path)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
+        let page_size: i64 = conn
+            .query_row("PRAGMA page_size", [], |row| row.get(0))
+            .map_err(sql)?;
+        let frames_per_round = u64::try_from(BYTES_PER_ROUND / page_size.max(512)).unwrap_or(1);
+        let wal_limit_pages = WAL_LIMIT_BYTES / page_size.max(512);
         let (stop, stopped) = mpsc::channel::<()>();
         let label = path.display().to_string();
         let thread = std::thread::Builder::new()
@@ -74,12 +80,12 @@ impl Checkpointer {
             .spawn(move || {
                 let mut last_round = (Instant::now(), frames_written());
                 loop {
-                    // Every interval or every FRAMES_PER_ROUND frames, and once more when told
+                    // Every interval or every BYTES_PER_ROUND of frames, and once more when told
                     // to stop.
                     let stopping =
                         !matches!(stopped.recv_timeout(POLL), Err(RecvTimeoutError::Timeout));
                     let due = last_round.0.elapsed() >= INTERVAL
-                        || frames_written().saturating_sub(last_round.1) >= FRAMES_PER_ROUND;
+                        || frames_written().saturating_sub(last_round.1) >= frames_per_round;
                     if !(due || stopping) {
                         continue;
                     }
@@ -90,7 +96,7 @@ impl Checkpointer {
                             documents.dir().display()
                         );
                     }
-                    if let Err(err) = checkpoint(&conn, &writer) {
+                    if let Err(err) = checkpoint(&conn, &writer, wal_limit_pages) {
                         tracing::warn!("checkpointing the broker WAL of {label}: {err}");
                     }
                     if stopping {
@@ -118,10 +124,14 @@ impl Drop for Checkpointer {
     }
 }
 
-/// One round: a `PASSIVE` checkpoint beside the writers, then, if the WAL is over the limit,
-/// another with the writers held off.
-fn checkpoint(conn: &Connection, writer: &Mutex<Connection>) -> Result<(), rusqlite::Error> {
-    if passive(conn)? < WAL_LIMIT_PAGES {
+/// One round: a `PASSIVE` checkpoint beside the writers, then, if the WAL holds `limit` pages
+/// or more, another with the writers held off.
+fn checkpoint(
+    conn: &Connection,
+    writer: &Mutex<Connection>,
+    limit: i64,
+) -> Result<(), rusqlite::Error> {
+    if passive(conn)? < limit {
         return Ok(());
     }
     // Everything may be copied already, yet a commit since has appended to the WAL: only a

@@ -270,3 +270,34 @@ fn a_broker_file_from_before_listing_terms_is_migrated_on_open() {
     // Opening a migrated file again changes nothing.
     drop(SqliteBroker::open(&path).unwrap());
 }
+
+fn page_size(path: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .unwrap()
+}
+
+/// A new broker file has 2 KiB pages (a commit writes fewer WAL bytes); one made with
+/// SQLite's default 4 KiB keeps them, and works as before, checkpoint thread included.
+#[test]
+fn a_new_broker_file_has_small_pages_and_an_old_one_keeps_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let new = dir.path().join("new.sqlite");
+    drop(SqliteBroker::open_for_run(&new).unwrap());
+    assert_eq!(page_size(&new), 2048);
+
+    let old = dir.path().join("old.sqlite");
+    rusqlite::Connection::open(&old)
+        .unwrap()
+        .execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x);")
+        .unwrap();
+    let broker = SqliteBroker::open_for_run(&old).unwrap();
+    let lists = vec!["in".to_owned()];
+    for i in 0..200 {
+        broker.ingest(&[five_kb_vcon(i)], &lists, None).unwrap();
+    }
+    drop(broker);
+    assert_eq!(page_size(&old), 4096);
+    assert_eq!(SqliteBroker::open(&old).unwrap().len("in").unwrap(), 200);
+}
