@@ -62,14 +62,16 @@ pub(crate) struct DocumentFile {
     /// Its length, so a file cut short (a power loss before it reached the disk) is caught.
     pub(crate) len: i64,
     /// Its CRC-32, so a file whose new data a power loss kept from the disk (a spare's old
-    /// document, or blocks never written) is caught too: about 20 µs for 270 KB.
+    /// document, or blocks never written) is caught too. Hardware CRC: 0.5 % of the API
+    /// thread's samples in a `perf record` of one-client cat1 `POST`s (docs/benchmarks.md).
     pub(crate) crc32: i64,
 }
 
 /// A large document written to its file before its vCon is ingested
 /// ([`crate::Broker::stage_document`]), so the write can overlap the document's validation: for
-/// `POST /vcon` of a 270 KB vCon with one client, the file write and its CRC (about 100 µs) run on
-/// the other core while the API thread validates. Given up when dropped unless an ingest
+/// `POST /vcon` of a 270 KB vCon with one client, the file write and its CRC run on the other
+/// core while the API thread validates (the p50 fell from 540–661 µs to 436–477 µs in `cargo
+/// xtask bench api`, docs/benchmarks.md). Given up when dropped unless an ingest
 /// recorded it, so a document that turns out invalid leaves nothing behind.
 #[derive(Debug)]
 pub struct StagedDocument {
@@ -163,36 +165,37 @@ impl Documents {
         lock(&self.spares)
     }
 
-    /// A file at `path` to write a document into: a spare renamed there, else a new one.
-    fn open_for(&self, path: &Path) -> std::io::Result<File> {
+    /// A file at `path` to write a document into: a spare renamed there (`true`: it may hold
+    /// an older, longer document), else a new one.
+    fn open_for(&self, path: &Path) -> std::io::Result<(File, bool)> {
         loop {
             let Some(spare) = self.spares().pop() else {
                 break;
             };
             // Another process (`vcon-host ingest`) may have taken it: try the next.
             if std::fs::rename(&spare, path).is_ok() {
-                return OpenOptions::new().write(true).open(path);
+                return Ok((OpenOptions::new().write(true).open(path)?, true));
             }
         }
-        match create(path) {
+        let file = match create(path) {
             Err(err) if err.kind() == ErrorKind::NotFound => {
                 std::fs::create_dir_all(&self.dir)?;
                 create(path)
             }
             other => other,
-        }
+        }?;
+        Ok((file, false))
     }
 
     /// Writes `json` to a new file, before the commit that records it.
     pub(crate) fn write(&self, json: &[u8]) -> std::io::Result<DocumentFile> {
         let name = format!("{:032x}.json", rand::random::<u128>());
         let path = self.dir.join(&name);
-        let mut file = self.open_for(&path)?;
-        // Written from the start; a longer spare is then cut to this document's length.
+        let (mut file, spare) = self.open_for(&path)?;
+        // Written from the start; a spare is then cut to this document's length.
         let written = file.write_all(json).and_then(|()| {
-            let len = json.len() as u64;
-            if file.metadata()?.len() > len {
-                file.set_len(len)?;
+            if spare {
+                file.set_len(json.len() as u64)?;
             }
             if self.sync_each {
                 file.sync_data()

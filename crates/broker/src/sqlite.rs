@@ -302,19 +302,26 @@ impl SqliteBroker {
                     continue;
                 }
             }
-            match self.documents.write(&v.json) {
+            match self.write_document(&v.json) {
                 Ok(file) => files.push(Some(DocumentOf::Written(file))),
-                Err(source) => {
+                Err(err) => {
                     self.undo(&files);
-                    return Err(BrokerError::Document {
-                        dir: self.documents.dir().display().to_string(),
-                        bytes: v.json.len(),
-                        source,
-                    });
+                    return Err(err);
                 }
             }
         }
         Ok(files)
+    }
+
+    /// Writes one large document to its file.
+    fn write_document(&self, json: &[u8]) -> Result<DocumentFile, BrokerError> {
+        self.documents
+            .write(json)
+            .map_err(|source| BrokerError::Document {
+                dir: self.documents.dir().display().to_string(),
+                bytes: json.len(),
+                source,
+            })
     }
 
     /// Gives up the files [`Self::write_documents`] wrote, and gives back the staged ones it
@@ -551,21 +558,22 @@ fn upsert_vcon(
     Ok(())
 }
 
-/// Runs a `DELETE ... RETURNING document_file`, answering how many rows went and the files
-/// they named.
+/// Runs a `DELETE ... RETURNING document_file`, adding the files the deleted rows named to
+/// `removed` (given up once the transaction is in); answers how many rows went.
 fn delete_vcon_rows(
     tx: &Connection,
     sql: &str,
     params: impl rusqlite::Params,
-) -> rusqlite::Result<(u64, Vec<String>)> {
+    removed: &mut Vec<String>,
+) -> rusqlite::Result<u64> {
     let mut statement = tx.prepare_cached(sql)?;
     let mut rows = statement.query(params)?;
-    let (mut count, mut files) = (0, Vec::new());
+    let mut count = 0;
     while let Some(row) = rows.next()? {
         count += 1;
-        files.extend(row.get::<_, Option<String>>(0)?);
+        removed.extend(row.get::<_, Option<String>>(0)?);
     }
-    Ok((count, files))
+    Ok(count)
 }
 
 /// Records a vCon in the listing and replaces its search terms. A vCon not listed before has
@@ -684,14 +692,7 @@ impl Broker for SqliteBroker {
         if json.len() < LARGE_DOCUMENT_BYTES {
             return Ok(None);
         }
-        let file = self
-            .documents
-            .write(json)
-            .map_err(|source| BrokerError::Document {
-                dir: self.documents.dir().display().to_string(),
-                bytes: json.len(),
-                source,
-            })?;
+        let file = self.write_document(json)?;
         Ok(Some(StagedDocument::new(file, Arc::clone(&self.documents))))
     }
 
@@ -766,9 +767,7 @@ impl Broker for SqliteBroker {
 
     fn delete_vcon(&self, uuid: &str) -> Result<bool, BrokerError> {
         self.write_with_documents(&[], |tx, removed| {
-            let (count, files) = delete_vcon_rows(tx, DELETE_VCON, [uuid])?;
-            removed.extend(files);
-            Ok(count > 0)
+            Ok(delete_vcon_rows(tx, DELETE_VCON, [uuid], removed)? > 0)
         })
     }
 
@@ -776,9 +775,7 @@ impl Broker for SqliteBroker {
         self.write_with_documents(&[], |tx, removed| {
             tx.execute(DELETE_LISTED_TERMS, [uuid])?;
             tx.execute("DELETE FROM listing WHERE uuid = ?1", [uuid])?;
-            let (count, files) = delete_vcon_rows(tx, DELETE_VCON, [uuid])?;
-            removed.extend(files);
-            Ok(count > 0)
+            Ok(delete_vcon_rows(tx, DELETE_VCON, [uuid], removed)? > 0)
         })
     }
 
@@ -990,7 +987,7 @@ impl Broker for SqliteBroker {
     fn purge_expired(&self) -> Result<u64, BrokerError> {
         let now = now_us();
         self.write_with_documents(&[], |tx, removed| {
-            let (count, files) = delete_vcon_rows(
+            delete_vcon_rows(
                 tx,
                 // A vCon still waiting in (or claimed from) a list other than a dead-letter
                 // list is kept past its time to live: the Python server loses a backlog that
@@ -1003,9 +1000,8 @@ impl Broker for SqliteBroker {
                     " RETURNING document_file"
                 ),
                 [now],
-            )?;
-            removed.extend(files);
-            Ok(count)
+                removed,
+            )
         })
     }
 }

@@ -59,8 +59,9 @@ async fn validate(bytes: &Bytes, in_flight: &InFlight<'_>) -> Result<HotVcon, Ap
 
 /// [`validate`], and for a large document posted alone its write meanwhile: an embedded broker
 /// that keeps large documents as files writes this one on the blocking pool while the API thread
-/// validates it ([`crate::broker::Broker::stage_document`]), so the file's write and CRC (about
-/// 100 µs for cat1) take the idle core instead of adding to the request. While other ingests are
+/// validates it ([`crate::broker::Broker::stage_document`]), so the file's write and CRC take
+/// the idle core instead of adding to the request (one-client cat1 p50 540–661 µs without,
+/// 436–477 µs with, in `cargo xtask bench api`). While other ingests are
 /// in flight no core is idle, and the extra hand-off only costs: cat1 with 64 clients went from
 /// 1,632–1,842 to 1,228–1,687 requests/s when every large post staged its document (docs/benchmarks.md).
 /// A document found invalid leaves nothing behind: its staged file is given up when the staging's

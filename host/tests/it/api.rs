@@ -922,6 +922,39 @@ fn a_large_vcon_posted_alone_is_written_while_validated_and_an_invalid_one_leave
     host.stop();
 }
 
+/// When the broker cannot write a large document's file (here a file stands where its
+/// directory should be), the post is answered 500 with what to check, nothing of it is kept,
+/// and small vCons, which need no file, are still taken.
+#[test]
+fn a_large_vcon_the_broker_cannot_write_is_refused_with_the_reason_and_small_ones_still_land() {
+    let scratch = Scratch::with_config(API_ONLY);
+    std::fs::create_dir_all(scratch.path().join("data")).unwrap();
+    std::fs::write(
+        scratch.path().join("data/broker.sqlite-documents"),
+        b"in the way",
+    )
+    .unwrap();
+    let host = ApiHost::start(&scratch);
+    let mut client = Client::new(&host.base);
+    let (uuid, large) = large_vcon(0, false);
+    let refused = client.post("/vcon", &large);
+    assert_eq!(refused.status, 500, "{}", refused.text);
+    assert!(
+        refused.text.contains("broker.sqlite-documents") && refused.text.contains("disk full"),
+        "the answer says which directory and what to check: {}",
+        refused.text
+    );
+    assert_eq!(
+        client.get(&format!("/vcon/{uuid}")).status,
+        404,
+        "nothing kept"
+    );
+    let (small_uuid, small) = fake_docs(1).remove(0);
+    assert_eq!(client.post("/vcon", &small).status, 201);
+    assert_eq!(client.get(&format!("/vcon/{small_uuid}")).status, 200);
+    host.stop();
+}
+
 /// CPU time (user and system) the process `pid` has used so far, from `/proc/PID/stat`.
 fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
