@@ -264,7 +264,7 @@ pub fn read_back(pipeline: &Pipeline, uuid: &str) -> Option<HotVcon> {
     for storage in pipeline.readable_storages() {
         match storage.with_permit(|s| s.get(uuid)) {
             Ok(Some(bytes)) => {
-                match crate::broker::HotVcon::from_json(Arc::from(bytes), crate::broker::now_us()) {
+                match crate::broker::HotVcon::from_json(bytes.into(), crate::broker::now_us()) {
                     // A fallback hit must be this vCon (the Python server trusts any answer).
                     Ok(vcon) if vcon.uuid == uuid => return Some(vcon),
                     Ok(other) => tracing::warn!(
@@ -288,7 +288,7 @@ pub fn read_back(pipeline: &Pipeline, uuid: &str) -> Option<HotVcon> {
 /// Runs the chain's links on one vCon, re-validating and re-storing the hot copy if they
 /// changed it.
 fn run_links(broker: &dyn Broker, chain: &Chain, vcon: HotVcon) -> Step {
-    let mut working = WorkingVcon::new(vcon.uuid.clone(), Arc::clone(&vcon.json));
+    let mut working = WorkingVcon::new(vcon.uuid.clone(), vcon.json.clone());
     for (name, link) in &chain.links {
         match link.run(&mut working) {
             Ok(Outcome::Continue) => {}

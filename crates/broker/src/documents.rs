@@ -21,10 +21,11 @@
 //!
 //! Durability matches the WAL's at `synchronous=NORMAL`: a file is in the kernel's cache when
 //! its commit is, so it survives a crash of the process. Against a power loss, while
-//! `vcon-host run` holds the broker its checkpoint thread fsyncs the files written since its
-//! last round before it fsyncs the WAL (every 100 ms), and a handle without that thread (the
-//! `ingest` command, the CLI) fsyncs each file before its commit. A row whose file is missing,
-//! or not the length and CRC-32 recorded, reads as absent, with an error in the log saying so.
+//! `vcon-host run` holds the broker its checkpoint thread puts the files written since its
+//! last round on the disk (one `syncfs`) before it fsyncs the WAL (every 100 ms), and a handle
+//! without that thread (the `ingest` command, the CLI) fsyncs each file before its commit. A
+//! row whose file is missing, or not the length and CRC-32 recorded, reads as absent, with an
+//! error in the log saying so.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -132,8 +133,8 @@ pub(crate) struct Documents {
     dir: PathBuf,
     /// Fsync each file before its commit (no checkpoint thread to do it).
     sync_each: bool,
-    /// Files written and not yet fsynced, for the checkpoint thread.
-    unsynced: Mutex<Vec<PathBuf>>,
+    /// Whether a file was written since the checkpoint thread's last [`Documents::sync`].
+    unsynced: AtomicBool,
     /// Spare files to write over ([`SPARE_FILES`] at most).
     spares: Mutex<Vec<PathBuf>>,
 }
@@ -147,7 +148,7 @@ impl Documents {
         Self {
             dir: PathBuf::from(dir),
             sync_each,
-            unsynced: Mutex::new(Vec::new()),
+            unsynced: AtomicBool::new(false),
             spares: Mutex::new(Vec::new()),
         }
     }
@@ -155,10 +156,6 @@ impl Documents {
     /// The directory.
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    fn unsynced(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
-        lock(&self.unsynced)
     }
 
     fn spares(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
@@ -209,7 +206,7 @@ impl Documents {
             return Err(err);
         }
         if !self.sync_each {
-            self.unsynced().push(path);
+            self.unsynced.store(true, Ordering::Release);
         }
         Ok(DocumentFile {
             name,
@@ -289,21 +286,25 @@ impl Documents {
         }
     }
 
-    /// Fsyncs the files written since the last call, then the directory that names them. The
-    /// checkpoint thread calls it before each checkpoint, which fsyncs the WAL.
+    /// Puts the files written since the last call on the disk, with the directory that names
+    /// them. The checkpoint thread calls it before each checkpoint, which fsyncs the WAL.
+    ///
+    /// One `syncfs` of the directory's filesystem rather than an `fdatasync` of each file: each
+    /// `fdatasync` ends in a cache flush of the device, and with many clients posting large
+    /// vCons a round had dozens of files, so the checkpoint thread spent its time waiting on
+    /// flushes one after another. `syncfs` writes every file back and flushes once. It also
+    /// writes back whatever else is dirty on that filesystem, which only makes the round longer;
+    /// no writer waits for it.
     pub(crate) fn sync(&self) -> std::io::Result<()> {
-        let pending = std::mem::take(&mut *self.unsynced());
-        if pending.is_empty() {
+        if !self.unsynced.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
-        for path in &pending {
-            match File::open(path).and_then(|f| f.sync_data()) {
-                // Replaced or deleted since: nothing left to keep.
-                Err(err) if err.kind() == ErrorKind::NotFound => {}
-                other => other?,
-            }
+        let synced = File::open(&self.dir).and_then(|dir| Ok(rustix::fs::syncfs(&dir)?));
+        if synced.is_err() {
+            // Tried again at the next round.
+            self.unsynced.store(true, Ordering::Release);
         }
-        File::open(&self.dir)?.sync_all()
+        synced
     }
 
     /// Gives up document files older than [`SWEEP_MIN_AGE`] that no row names: those of a
@@ -384,6 +385,24 @@ pub(crate) fn is_document_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sync_that_fails_is_tried_again_at_the_next_round() {
+        let scratch = tempfile::tempdir().unwrap();
+        let documents = Documents::new(&scratch.path().join("broker.sqlite"), false);
+        // Nothing written: nothing to sync, even with no directory yet.
+        documents.sync().unwrap();
+        documents.write(b"{}").unwrap();
+        std::fs::remove_dir_all(documents.dir()).unwrap();
+        assert!(documents.sync().is_err(), "the directory is gone");
+        assert!(
+            documents.unsynced.load(Ordering::Acquire),
+            "the failed round leaves its files for the next"
+        );
+        std::fs::create_dir(documents.dir()).unwrap();
+        documents.sync().unwrap();
+        assert!(!documents.unsynced.load(Ordering::Acquire));
+    }
 
     #[test]
     fn only_names_the_broker_writes_are_accepted() {

@@ -30,10 +30,10 @@ pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiErro
     })
 }
 
-/// A vCon from the request body: validated, index fields extracted.
+/// A vCon from the request body: validated, index fields extracted. The body's buffer becomes
+/// the hot-store document as it is (a clone of `Bytes` shares it).
 fn parse_vcon(bytes: &Bytes) -> Result<HotVcon, ApiError> {
-    HotVcon::from_json(Arc::from(bytes.as_ref()), now_us())
-        .map_err(|err| ApiError::invalid_vcon(&err))
+    HotVcon::from_json(bytes.clone(), now_us()).map_err(|err| ApiError::invalid_vcon(&err))
 }
 
 /// Bodies at least this large are validated on the blocking pool while other ingests are in
@@ -213,7 +213,7 @@ pub async fn external_ingress(
 
 /// Finds vCons: the hot store first, then the storages in config order for the misses (a hit
 /// is put back in the hot store, as the Python server does). `None` for each one found nowhere.
-fn find(state: &ApiState, uuids: &[String]) -> Result<Vec<Option<Arc<[u8]>>>, ApiError> {
+fn find(state: &ApiState, uuids: &[String]) -> Result<Vec<Option<Bytes>>, ApiError> {
     let keys: Vec<&str> = uuids.iter().map(String::as_str).collect();
     let hot = state.broker.get_vcons(&keys)?;
     let pipeline = state.pipeline();
@@ -224,7 +224,7 @@ fn find(state: &ApiState, uuids: &[String]) -> Result<Vec<Option<Arc<[u8]>>>, Ap
         .map(|(hit, uuid)| match hit {
             Some(vcon) => Some(vcon.json),
             None => crate::worker::read_back(&pipeline, uuid).map(|vcon| {
-                let json = Arc::clone(&vcon.json);
+                let json = vcon.json.clone();
                 recached.push(vcon);
                 json
             }),

@@ -18,7 +18,7 @@ use host_config::{LinkConfig, LinkKind};
 #[derive(Debug)]
 pub struct WorkingVcon {
     uuid: String,
-    json: std::sync::Arc<[u8]>,
+    json: bytes::Bytes,
     parsed: Option<serde_json::Value>,
     changed: bool,
     /// A new time to live for the hot copy (`expire_vcon`).
@@ -29,7 +29,7 @@ pub struct WorkingVcon {
 
 impl WorkingVcon {
     /// Wraps a stored document.
-    pub fn new(uuid: String, json: std::sync::Arc<[u8]>) -> Self {
+    pub fn new(uuid: String, json: bytes::Bytes) -> Self {
         Self {
             uuid,
             json,
@@ -63,7 +63,7 @@ impl WorkingVcon {
     }
 
     /// The document's bytes after the links: the original when nothing changed (no copy).
-    pub fn into_json(self) -> Result<(std::sync::Arc<[u8]>, bool), LinkError> {
+    pub fn into_json(self) -> Result<(bytes::Bytes, bool), LinkError> {
         match (self.changed, self.parsed) {
             (true, Some(value)) => serde_json::to_vec(&value)
                 .map(|bytes| (bytes.into(), true))

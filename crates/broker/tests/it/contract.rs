@@ -1,7 +1,6 @@
 //! What every broker must do, as functions over `&dyn Broker`: each broker's test module calls
 //! them on a fresh, empty broker of its kind.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use vcon_broker::{Broker, DeadLetter, Finish, HotVcon, IngestBatch, ItemId, ListingPage};
@@ -13,7 +12,7 @@ pub(crate) fn hot(uuid: &str) -> HotVcon {
 pub(crate) fn hot_at(uuid: &str, created_at_us: i64, search_keys: &[&str]) -> HotVcon {
     HotVcon {
         uuid: uuid.to_owned(),
-        json: Arc::from(format!(r#"{{"uuid":"{uuid}"}}"#).into_bytes()),
+        json: format!(r#"{{"uuid":"{uuid}"}}"#).into_bytes().into(),
         created_at_us,
         created_at_offset_s: 0,
         updated_at_us: created_at_us,
@@ -166,10 +165,11 @@ pub(crate) fn ingest_batches_stores_each_batch_on_its_own_lists(broker: &dyn Bro
 pub(crate) fn large(uuid: &str, kb: usize, fill: char) -> HotVcon {
     let body: String = std::iter::repeat_n(fill, kb * 1024).collect();
     HotVcon {
-        json: Arc::from(
-            format!(r#"{{"uuid":"{uuid}","analysis":[{{"type":"transcript","body":"{body}"}}]}}"#)
-                .into_bytes(),
-        ),
+        json: format!(
+            r#"{{"uuid":"{uuid}","analysis":[{{"type":"transcript","body":"{body}"}}]}}"#
+        )
+        .into_bytes()
+        .into(),
         ..hot(uuid)
     }
 }
