@@ -21,7 +21,10 @@
 //! `VCON_BENCH_API_SETS` which documents the API-only rows post (`5kb,cat1`),
 //! `cargo xtask bench api -- api-only` runs only the API-only rows (and the broker writes), and
 //! `-- broker-only` only the broker writes. Each client is a thread with one keep-alive
-//! connection of `support/load_client.rs` (one write per request).
+//! connection of `support/load_client.rs` (one write per request). The output opens with what
+//! the machine's page cache and disk did just before the runs and closes with the share of CPU
+//! time the hypervisor took meanwhile, since on a virtual machine those move the figures from
+//! one day to the next.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::io::{BufRead, BufReader};
@@ -401,6 +404,58 @@ fn micros(d: Duration) -> String {
     format!("{:.0} µs", d.as_secs_f64() * 1e6)
 }
 
+/// The CPU's `(stolen, all)` ticks so far, from `/proc/stat`'s first line (`None` off Linux).
+fn cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|t| t.parse().ok())
+        .collect::<Option<_>>()?;
+    Some((*ticks.get(7)?, ticks.iter().sum()))
+}
+
+/// What this machine's page cache and disk did just before the runs, printed with them so
+/// figures from different days (or machines) can be read side by side: on the project's VM the
+/// same code ran two to three times slower from one day to the next, with the disk, the cost of
+/// fresh memory and the hypervisor's share of the CPU as the differences (docs/benchmarks.md).
+fn print_machine() {
+    let dir = scratch_dir().join("machine");
+    std::fs::create_dir(&dir).unwrap();
+    // New files of cat1's size, as the broker writes them: each takes fresh page-cache pages.
+    let doc = vec![b' '; 270 * 1024];
+    let files = 1024;
+    let started = Instant::now();
+    for i in 0..files {
+        std::fs::write(dir.join(format!("{i}.json")), &doc).unwrap();
+    }
+    let page_cache = (files * doc.len()) as f64 / started.elapsed().as_secs_f64() / 1e6;
+    // The disk itself: 256 MiB written and fdatasync'ed.
+    let block = vec![0_u8; 1 << 20];
+    let started = Instant::now();
+    let mut file = std::fs::File::create(dir.join("disk")).unwrap();
+    for _ in 0..256 {
+        std::io::Write::write_all(&mut file, &block).unwrap();
+    }
+    file.sync_data().unwrap();
+    let disk = (256 * block.len()) as f64 / started.elapsed().as_secs_f64() / 1e6;
+    println!(
+        "machine: {page_cache:.0} MB/s into new files of 270 KB (the page cache), {disk:.0} MB/s \
+         to the disk with fdatasync"
+    );
+}
+
+/// Prints the share of CPU time the hypervisor took since `before` ([`cpu_ticks`]).
+fn print_stolen(before: Option<(u64, u64)>) {
+    if let (Some((stolen0, all0)), Some((stolen1, all1))) = (before, cpu_ticks()) {
+        let share = 100.0 * (stolen1 - stolen0) as f64 / (all1 - all0).max(1) as f64;
+        println!("machine: {share:.1} % of the CPU time stolen by the hypervisor during the bench");
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -410,6 +465,8 @@ fn main() {
         "plugins missing: run `cargo xtask bench api` (it builds them)"
     );
     let requests = env_count("VCON_BENCH_REQUESTS", 3000);
+    let ticks_before = cpu_ticks();
+    print_machine();
     // `VCON_BENCH_CLIENTS=1` (a comma-separated list) runs only those client counts.
     let client_counts: Vec<usize> = std::env::var("VCON_BENCH_CLIENTS").map_or_else(
         |_| vec![1, 8, 64],
@@ -521,5 +578,6 @@ fn main() {
             micros(http.saturating_sub(broker))
         );
     }
+    print_stolen(ticks_before);
     SCRATCH.lock().unwrap().clear();
 }

@@ -21,11 +21,10 @@
 //!
 //! Durability matches the WAL's at `synchronous=NORMAL`: a file is in the kernel's cache when
 //! its commit is, so it survives a crash of the process. Against a power loss, while
-//! `vcon-host run` holds the broker its checkpoint thread puts the files written since its
-//! last round on the disk (one `syncfs`) before it fsyncs the WAL (every 100 ms), and a handle
-//! without that thread (the `ingest` command, the CLI) fsyncs each file before its commit. A
-//! row whose file is missing, or not the length and CRC-32 recorded, reads as absent, with an
-//! error in the log saying so.
+//! `vcon-host run` holds the broker its checkpoint thread fsyncs the files written since its
+//! last round before it fsyncs the WAL (every 100 ms), and a handle without that thread (the
+//! `ingest` command, the CLI) fsyncs each file before its commit. A row whose file is missing,
+//! or not the length and CRC-32 recorded, reads as absent, with an error in the log saying so.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -133,8 +132,8 @@ pub(crate) struct Documents {
     dir: PathBuf,
     /// Fsync each file before its commit (no checkpoint thread to do it).
     sync_each: bool,
-    /// Whether a file was written since the checkpoint thread's last [`Documents::sync`].
-    unsynced: AtomicBool,
+    /// Files written and not yet fsynced, for the checkpoint thread.
+    unsynced: Mutex<Vec<PathBuf>>,
     /// Spare files to write over ([`SPARE_FILES`] at most).
     spares: Mutex<Vec<PathBuf>>,
 }
@@ -148,7 +147,7 @@ impl Documents {
         Self {
             dir: PathBuf::from(dir),
             sync_each,
-            unsynced: AtomicBool::new(false),
+            unsynced: Mutex::new(Vec::new()),
             spares: Mutex::new(Vec::new()),
         }
     }
@@ -156,6 +155,10 @@ impl Documents {
     /// The directory.
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    fn unsynced(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
+        lock(&self.unsynced)
     }
 
     fn spares(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
@@ -206,7 +209,7 @@ impl Documents {
             return Err(err);
         }
         if !self.sync_each {
-            self.unsynced.store(true, Ordering::Release);
+            self.unsynced().push(path);
         }
         Ok(DocumentFile {
             name,
@@ -286,23 +289,30 @@ impl Documents {
         }
     }
 
-    /// Puts the files written since the last call on the disk, with the directory that names
-    /// them. The checkpoint thread calls it before each checkpoint, which fsyncs the WAL.
+    /// Fsyncs the files written since the last call, then the directory that names them. The
+    /// checkpoint thread calls it before each checkpoint, which fsyncs the WAL. A round that
+    /// fails leaves its files to the next.
     ///
-    /// One `syncfs` of the directory's filesystem rather than an `fdatasync` of each file: each
-    /// `fdatasync` ends in a cache flush of the device, and with many clients posting large
-    /// vCons a round had dozens of files, so the checkpoint thread spent its time waiting on
-    /// flushes one after another. `syncfs` writes every file back and flushes once. It also
-    /// writes back whatever else is dirty on that filesystem, which only makes the round longer;
-    /// no writer waits for it.
+    /// Each file on its own, not one `syncfs` of the filesystem: that would flush the device
+    /// once a round instead of once a file, but it also writes back whatever else is dirty on
+    /// the filesystem (a database or a storage beside the broker) every 100 ms, and with 64
+    /// clients posting cat1 it made no difference this machine could measure
+    /// (docs/benchmarks.md).
     pub(crate) fn sync(&self) -> std::io::Result<()> {
-        if !self.unsynced.swap(false, Ordering::AcqRel) {
+        let pending = std::mem::take(&mut *self.unsynced());
+        if pending.is_empty() {
             return Ok(());
         }
-        let synced = File::open(&self.dir).and_then(|dir| Ok(rustix::fs::syncfs(&dir)?));
+        let synced = pending
+            .iter()
+            .try_for_each(|path| match File::open(path).and_then(|f| f.sync_data()) {
+                // Replaced or deleted since: nothing left to keep.
+                Err(err) if err.kind() == ErrorKind::NotFound => Ok(()),
+                other => other,
+            })
+            .and_then(|()| File::open(&self.dir)?.sync_all());
         if synced.is_err() {
-            // Tried again at the next round.
-            self.unsynced.store(true, Ordering::Release);
+            self.unsynced().extend(pending);
         }
         synced
     }
@@ -395,13 +405,14 @@ mod tests {
         documents.write(b"{}").unwrap();
         std::fs::remove_dir_all(documents.dir()).unwrap();
         assert!(documents.sync().is_err(), "the directory is gone");
-        assert!(
-            documents.unsynced.load(Ordering::Acquire),
-            "the failed round leaves its files for the next"
+        assert_eq!(
+            documents.unsynced().len(),
+            1,
+            "the failed round leaves its file to the next"
         );
         std::fs::create_dir(documents.dir()).unwrap();
         documents.sync().unwrap();
-        assert!(!documents.unsynced.load(Ordering::Acquire));
+        assert!(documents.unsynced().is_empty());
     }
 
     #[test]
