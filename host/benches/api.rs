@@ -153,11 +153,43 @@ fn api_only_set(
 /// (`crates/broker/src/documents.rs`) slowed each file the next run created by 300 µs or more.
 static SCRATCH: std::sync::Mutex<Vec<tempfile::TempDir>> = std::sync::Mutex::new(Vec::new());
 
+/// What every scratch directory's name starts with, before this process's id.
+const SCRATCH_PREFIX: &str = "vcon-api-bench-";
+
 fn scratch_dir() -> PathBuf {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{SCRATCH_PREFIX}{}-", std::process::id()))
+        .tempdir()
+        .unwrap();
     let path = dir.path().to_owned();
     SCRATCH.lock().unwrap().push(dir);
     path
+}
+
+/// Removes the scratch directories of bench processes that are gone: one stopped with Ctrl-C
+/// never reaches the end where [`SCRATCH`] is cleared, and its runs leave gigabytes of
+/// documents in the temporary directory.
+fn remove_abandoned_scratch() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SCRATCH_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if !PathBuf::from("/proc").join(pid).exists() {
+            println!(
+                "removing {}, left by an interrupted bench",
+                entry.path().display()
+            );
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// A `vcon-host run` on a scratch directory.
@@ -465,6 +497,7 @@ fn main() {
         "plugins missing: run `cargo xtask bench api` (it builds them)"
     );
     let requests = env_count("VCON_BENCH_REQUESTS", 3000);
+    remove_abandoned_scratch();
     let ticks_before = cpu_ticks();
     print_machine();
     // `VCON_BENCH_CLIENTS=1` (a comma-separated list) runs only those client counts.
