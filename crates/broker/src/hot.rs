@@ -2,9 +2,9 @@
 //! neither the broker nor the plugins re-parse it.
 
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A vCon in the hot store, with the index fields extracted at ingress.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1229,7 +1229,7 @@ impl Broker for RedisBroker {
                 let first_stored = date
                     .or_else(|| score.map(|s| (s * 1e6) as i64))
                     .unwrap_or(now);
-                match HotVcon::from_json(bytes::Bytes::from(doc), first_stored) {
+                match HotVcon::from_json(doc.into(), first_stored) {
                     Ok(vcon) if vcon.uuid == *uuid => Some(vcon),
                     Ok(other) => {
                         tracing::warn!(

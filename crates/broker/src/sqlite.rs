@@ -485,7 +485,7 @@ fn row_to_vcon(row: &rusqlite::Row<'_>) -> rusqlite::Result<(HotVcon, Option<Doc
     };
     let vcon = HotVcon {
         uuid: row.get(0)?,
-        json: bytes::Bytes::from(row.get::<_, Vec<u8>>(1)?),
+        json: row.get::<_, Vec<u8>>(1)?.into(),
         created_at_us: row.get(2)?,
         created_at_offset_s: row.get(3)?,
         updated_at_us: row.get(4)?,
@@ -747,7 +747,7 @@ impl Broker for SqliteBroker {
                     match self.documents.read(&file) {
                         Ok(json) => {
                             return Ok(Some(HotVcon {
-                                json: bytes::Bytes::from(json),
+                                json: json.into(),
                                 ..vcon
                             }))
                         }
