@@ -18,7 +18,8 @@
 //! `VCON_BENCH_CLIENTS` which client counts run (`1,8`; default `1,8,64`),
 //! `VCON_BENCH_ROUNDS` how many times each API-only row runs (alternating with the compared
 //! server, so both see the machine in the same state; the median ratio closes each client count),
-//! `VCON_BENCH_API_SETS` which documents the API-only rows post (`5kb,cat1`),
+//! `VCON_BENCH_API_SETS` which documents the rows post (`5kb,fake,cat1`; the API-only rows have
+//! no `fake`),
 //! `cargo xtask bench api -- api-only` runs only the API-only rows (and the broker writes), and
 //! `-- broker-only` only the broker writes. Each client is a thread with one keep-alive
 //! connection of `support/load_client.rs` (one write per request). The output opens with what
@@ -77,17 +78,31 @@ chains:
 
 /// Prints one row of `POST` figures for `url` (queued, not waited for) and answers its requests
 /// per second. With one client the mean is what sets the rate; its distance from the p50 is the
-/// pauses (checkpoints, the disk, the scheduler), and the last column says how much of all the
-/// requests' time was spent beyond 1 ms in the requests that took longer.
-fn api_only_row(label: &str, url: &str, docs: Vec<Vec<u8>>, clients: usize) -> f64 {
+/// pauses (checkpoints, the disk, the scheduler), and the `>1 ms` column says how much of all the
+/// requests' time was spent beyond 1 ms in the requests that took longer. For a server whose
+/// process is known (`server`), the last column is the CPU time its threads spent per request:
+/// on a virtual machine whose speed moves from one run to the next, that moves far less than the
+/// rate, so it is the figure to compare two builds by.
+fn api_only_row(
+    label: &str,
+    url: &str,
+    docs: Vec<Vec<u8>>,
+    clients: usize,
+    server: Option<u32>,
+) -> f64 {
     let total = docs.len();
+    let cpu_before = server.map(process_cpu);
     let (elapsed, latencies) = post_all(url, docs, clients);
+    let cpu_per_request = server
+        .zip(cpu_before)
+        .map(|(pid, before)| micros(process_cpu(pid).saturating_sub(before) / total as u32))
+        .unwrap_or_else(|| "-".to_owned());
     const PAUSE: Duration = Duration::from_millis(1);
     let beyond: Duration = latencies.iter().map(|d| d.saturating_sub(PAUSE)).sum();
     let all: Duration = latencies.iter().sum();
     let rate = total as f64 / elapsed.as_secs_f64();
     println!(
-        "{:<22} {:>8} {:>12.0} {:>10} {:>10} {:>10} {:>10} {:>9.1}%",
+        "{:<22} {:>8} {:>12.0} {:>10} {:>10} {:>10} {:>10} {:>9.1}% {:>10}",
         label,
         clients,
         rate,
@@ -95,9 +110,24 @@ fn api_only_row(label: &str, url: &str, docs: Vec<Vec<u8>>, clients: usize) -> f
         micros(mean(&latencies)),
         micros(percentile(&latencies, 0.99)),
         micros(latencies[latencies.len() - 1]),
-        100.0 * beyond.as_secs_f64() / all.as_secs_f64()
+        100.0 * beyond.as_secs_f64() / all.as_secs_f64(),
+        cpu_per_request
     );
     rate
+}
+
+/// The CPU time every thread of process `pid` has run so far (the sum of
+/// `/proc/PID/task/*/schedstat`, in nanoseconds: the clock-tick counters of `/proc/PID/stat`
+/// are too coarse for a run of a second). Threads that ended are not counted; the host's run
+/// for the length of a row.
+fn process_cpu(pid: u32) -> Duration {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    let nanos: u64 = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
 }
 
 /// The API-only rows of one document: for each client count, `rounds` runs of vcon-host, each
@@ -113,8 +143,8 @@ fn api_only_set(
 ) {
     println!("\nPOST /vcon of {label}, the API only (nothing consumes the list)");
     println!(
-        "{:<22} {:>8} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "server", "clients", "posts/s", "p50", "mean", "p99", "max", ">1 ms"
+        "{:<22} {:>8} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "server", "clients", "posts/s", "p50", "mean", "p99", "max", ">1 ms", "CPU/req"
     );
     for &clients in client_counts {
         let mut ratios = Vec::new();
@@ -124,12 +154,12 @@ fn api_only_set(
             let docs = with_fresh_uuids(sources, count.max(clients * 8));
             let host = Host::start(API_ONLY_CONFIG);
             let url = format!("{}/api/vcon?ingress_lists=default_ingress", host.base);
-            let ours = api_only_row("vcon-host", &url, docs, clients);
+            let ours = api_only_row("vcon-host", &url, docs, clients, Some(host.child.id()));
             drop(host);
             if let Some(base) = compare {
                 let url = format!("{base}/vcon?ingress_lists=default_ingress");
                 let docs = with_fresh_uuids(sources, (count / 4).max(clients * 4));
-                let theirs = api_only_row(base, &url, docs, clients);
+                let theirs = api_only_row(base, &url, docs, clients, None);
                 ratios.push(ours / theirs);
                 println!("{:<22} {:>8} {:>11.1}×", "ratio", clients, ours / theirs);
             }
@@ -530,13 +560,17 @@ fn main() {
     let mode = |name: &str| std::env::args().any(|a| a == name);
     let broker_only = mode("broker-only");
     let end_to_end = !mode("api-only") && !broker_only;
+    // `VCON_BENCH_API_SETS=5kb` (or `fake`, `cat1`, a comma-separated list) runs only those
+    // documents' rows.
+    let sets = std::env::var("VCON_BENCH_API_SETS").unwrap_or_else(|_| "5kb,fake,cat1".into());
+    let chosen = |name: &str| sets.split(',').any(|s| s.trim() == name);
     for (name, sources, count) in [
         ("5kb", vec![five_kb.clone()], requests),
         ("fake", fake.clone(), requests),
         ("cat1", cat1(), (requests / 10).max(50)),
     ]
     .into_iter()
-    .filter(|_| end_to_end)
+    .filter(|(name, ..)| end_to_end && chosen(name))
     {
         for &clients in &client_counts {
             let figures = run(with_fresh_uuids(&sources, count), clients);
@@ -559,13 +593,14 @@ fn main() {
     if !broker_only {
         let compare = std::env::var("VCON_BENCH_COMPARE_URL").ok();
         let rounds = env_count("VCON_BENCH_ROUNDS", 1).max(1);
-        // `VCON_BENCH_API_SETS=5kb` (or `cat1`) runs only that document's rows.
-        let sets = std::env::var("VCON_BENCH_API_SETS").unwrap_or_else(|_| "5kb,cat1".into());
         for (name, label, sources, count) in [
             ("5kb", "the 5 KB vCon", vec![five_kb.clone()], requests),
-            ("cat1", "cat1 (270 KB)", cat1(), (requests / 10).max(50)),
+            // Half as many cat1s as 5 KB posts (1,500 by default): a run of a few hundred
+            // measured mostly a fresh process growing its heap and the page cache taking its
+            // first pages, which a server posted to all day does not see.
+            ("cat1", "cat1 (270 KB)", cat1(), (requests / 2).max(50)),
         ] {
-            if sets.split(',').any(|s| s.trim() == name) {
+            if chosen(name) {
                 api_only_set(
                     label,
                     &sources,

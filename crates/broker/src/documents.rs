@@ -19,6 +19,10 @@
 //! in the last 30 seconds when it allocates one, so under steady churn each create scanned past
 //! thousands of them: 300–400 µs a file in `strace`, against 10 µs.
 //!
+//! Once a file is on the disk its pages are dropped from the page cache, so the next document
+//! is written into pages the kernel just had back rather than ones it never handed out before
+//! ([`Documents::sync`] has the figures).
+//!
 //! Durability matches the WAL's at `synchronous=NORMAL`: a file is in the kernel's cache when
 //! its commit is, so it survives a crash of the process. Against a power loss, while
 //! `vcon-host run` holds the broker its checkpoint thread fsyncs the files written since its
@@ -198,7 +202,7 @@ impl Documents {
                 file.set_len(json.len() as u64)?;
             }
             if self.sync_each {
-                file.sync_data()
+                sync_and_drop(&file)
             } else {
                 Ok(())
             }
@@ -293,6 +297,16 @@ impl Documents {
     /// checkpoint thread calls it before each checkpoint, which fsyncs the WAL. A round that
     /// fails leaves its files to the next.
     ///
+    /// Each file's pages are then dropped from the page cache (`POSIX_FADV_DONTNEED`), as
+    /// PostgreSQL does with a WAL segment it is done with: a document is written once and read
+    /// at most once more (by the chain's worker, or a `GET`), and the pages it frees are the
+    /// ones the kernel hands the next document's write. Left cached, every write takes pages
+    /// the page cache never had, and on the development machine (a virtual machine) those cost
+    /// several times a recycled page: the broker write of a cat1 took a mean of 628–1,111 µs
+    /// with them and 247–301 µs with the pages dropped (`cargo xtask bench api --
+    /// broker-only`, docs/benchmarks.md). A reader that comes later reads from the disk; it
+    /// does so without holding the broker's connection (`SqliteBroker::get_vcons`).
+    ///
     /// Each file on its own, not one `syncfs` of the filesystem: that would flush the device
     /// once a round instead of once a file, but it also writes back whatever else is dirty on
     /// the filesystem (a database or a storage beside the broker) every 100 ms, and with 64
@@ -305,11 +319,13 @@ impl Documents {
         }
         let synced = pending
             .iter()
-            .try_for_each(|path| match File::open(path).and_then(|f| f.sync_data()) {
-                // Replaced or deleted since: nothing left to keep.
-                Err(err) if err.kind() == ErrorKind::NotFound => Ok(()),
-                other => other,
-            })
+            .try_for_each(
+                |path| match File::open(path).and_then(|f| sync_and_drop(&f)) {
+                    // Replaced or deleted since: nothing left to keep.
+                    Err(err) if err.kind() == ErrorKind::NotFound => Ok(()),
+                    other => other,
+                },
+            )
             .and_then(|()| File::open(&self.dir)?.sync_all());
         if synced.is_err() {
             self.unsynced().extend(pending);
@@ -360,6 +376,14 @@ impl Documents {
         }
         Ok(removed)
     }
+}
+
+/// Fsyncs `file`, then drops its pages from the page cache ([`Documents::sync`] says why).
+/// Dropping is advice: a filesystem that ignores it (tmpfs) keeps them, which is no error.
+fn sync_and_drop(file: &File) -> std::io::Result<()> {
+    file.sync_data()?;
+    let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed);
+    Ok(())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -413,6 +437,54 @@ mod tests {
         std::fs::create_dir(documents.dir()).unwrap();
         documents.sync().unwrap();
         assert!(documents.unsynced().is_empty());
+    }
+
+    /// How many bytes of `path` are in the page cache, by util-linux's `fincore`; `None` where
+    /// it cannot be told (no `fincore`).
+    fn cached_bytes(path: &Path) -> Option<u64> {
+        let out = std::process::Command::new("fincore")
+            .args(["--bytes", "--noheadings", "--output", "RES"])
+            .arg(path)
+            .output()
+            .ok()?;
+        String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+    }
+
+    #[test]
+    fn a_synced_document_leaves_the_page_cache() {
+        let scratch = tempfile::tempdir().unwrap();
+        let documents = Documents::new(&scratch.path().join("broker.sqlite"), false);
+        let json = vec![b'x'; 1 << 20];
+        let file = documents.write(&json).unwrap();
+        let path = documents.dir().join(&file.name);
+        let Some(before) = cached_bytes(&path) else {
+            eprintln!("SKIPPED: no `fincore` (util-linux) to tell what is in the page cache");
+            return;
+        };
+        if before == 0 {
+            eprintln!(
+                "SKIPPED: {} keeps no page cache for a file just written",
+                scratch.path().display()
+            );
+            return;
+        }
+        documents.sync().unwrap();
+        let after = cached_bytes(&path).unwrap();
+        // tmpfs has no disk to drop its pages to: they are the file.
+        let tmpfs = rustix::fs::statfs(scratch.path()).unwrap().f_type == 0x0102_1994;
+        if tmpfs {
+            eprintln!("SKIPPED: {} is a tmpfs", scratch.path().display());
+            return;
+        }
+        assert_eq!(
+            after, 0,
+            "{before} bytes cached before the sync, {after} after"
+        );
+        assert_eq!(
+            documents.read(&file).unwrap(),
+            json,
+            "read back from the disk"
+        );
     }
 
     #[test]

@@ -282,6 +282,71 @@ impl SqliteBroker {
         run().map_err(|e| self.err(e))
     }
 
+    /// The rows of `uuids` that have not expired at `now` (or are still waiting on a list),
+    /// with the file each names, read while holding the connection.
+    fn select_vcons(&self, uuids: &[&str], now: i64) -> Result<Vec<Option<VconRow>>, BrokerError> {
+        let conn = self.conn();
+        let mut select = conn
+            .prepare_cached(concat!(
+                "SELECT uuid, json, created_at_us, created_at_offset_s, updated_at_us, subject,
+                    document_file, document_len, document_crc32
+                 FROM vcons WHERE uuid = ?1
+                 AND (expires_at_us IS NULL OR expires_at_us > ?2 OR ",
+                still_waiting!(),
+                ")"
+            ))
+            .map_err(|e| self.err(e))?;
+        uuids
+            .iter()
+            .map(|uuid| {
+                select
+                    .query_row(params![uuid, now], row_to_vcon)
+                    .optional()
+                    .map_err(|e| self.err(e))
+            })
+            .collect()
+    }
+
+    /// The vCon of `row` with its document read from the file the row names, if it names one.
+    /// The connection is not held, so a writer (of this process or another) may replace or
+    /// delete the vCon meanwhile, and its file be removed or written over as a spare: a file
+    /// that is missing or not what the row recorded is only lost if the row, read again, still
+    /// names it; otherwise the row read again is what is answered.
+    fn with_document(
+        &self,
+        uuid: &str,
+        mut row: Option<VconRow>,
+        now: i64,
+    ) -> Result<Option<HotVcon>, BrokerError> {
+        // A vCon replaced at every look is given up after a few.
+        for _ in 0..4 {
+            let Some((vcon, file)) = row else {
+                return Ok(None);
+            };
+            let Some(file) = file else {
+                return Ok(Some(vcon));
+            };
+            let why = match self.documents.read(&file) {
+                Ok(json) => {
+                    return Ok(Some(HotVcon {
+                        json: json.into(),
+                        ..vcon
+                    }))
+                }
+                Err(ReadError::Missing) => "its document file is missing".to_owned(),
+                Err(ReadError::Lost(why)) => why,
+            };
+            row = self.select_vcons(&[uuid], now)?.pop().flatten();
+            if row.as_ref().and_then(|(_, again)| again.as_ref()) == Some(&file) {
+                self.documents.report_lost(uuid, &why);
+                return Ok(None);
+            }
+        }
+        self.documents
+            .report_lost(uuid, "it was replaced each time its document file was read");
+        Ok(None)
+    }
+
     /// The file of each large document among `vcons`, before the transaction that will record
     /// it (and outside the connection's lock): the one [`Broker::stage_document`] wrote, else
     /// one written now; `None` for a document kept in its row. On an error, the files written
@@ -478,7 +543,10 @@ fn push_items(
 
 /// A `vcons` row as [`Broker::get_vcons`] selects it: the vCon, and the file its document is in
 /// when it is not in the row.
-fn row_to_vcon(row: &rusqlite::Row<'_>) -> rusqlite::Result<(HotVcon, Option<DocumentFile>)> {
+/// A `vcons` row: the vCon, with its document when the row keeps it, else the file it names.
+type VconRow = (HotVcon, Option<DocumentFile>);
+
+fn row_to_vcon(row: &rusqlite::Row<'_>) -> rusqlite::Result<VconRow> {
     let file = match (row.get::<_, Option<String>>(6)?, row.get(7)?, row.get(8)?) {
         (Some(name), Some(len), Some(crc32)) => Some(DocumentFile { name, len, crc32 }),
         _ => None,
@@ -715,53 +783,15 @@ impl Broker for SqliteBroker {
     }
 
     fn get_vcons(&self, uuids: &[&str]) -> Result<Vec<Option<HotVcon>>, BrokerError> {
-        let conn = self.conn();
         let now = now_us();
-        let mut select = conn
-            .prepare_cached(concat!(
-                "SELECT uuid, json, created_at_us, created_at_offset_s, updated_at_us, subject,
-                    document_file, document_len, document_crc32
-                 FROM vcons WHERE uuid = ?1
-                 AND (expires_at_us IS NULL OR expires_at_us > ?2 OR ",
-                still_waiting!(),
-                ")"
-            ))
-            .map_err(|e| self.err(e))?;
+        let rows = self.select_vcons(uuids, now)?;
+        // The document files are read after the connection is let go: a file read from the
+        // disk (its pages are dropped once it is synced, see `documents.rs`) takes a
+        // millisecond or more, which every commit of this process would wait for.
         uuids
             .iter()
-            .map(|uuid| {
-                // The file is read while the connection is held, so no writer of this process
-                // replaces (and removes) it between the row and the read; another process's
-                // writer may, which the second look at the row sees.
-                for _ in 0..2 {
-                    let found = select
-                        .query_row(params![uuid, now], row_to_vcon)
-                        .optional()
-                        .map_err(|e| self.err(e))?;
-                    let Some((vcon, file)) = found else {
-                        return Ok(None);
-                    };
-                    let Some(file) = file else {
-                        return Ok(Some(vcon));
-                    };
-                    match self.documents.read(&file) {
-                        Ok(json) => {
-                            return Ok(Some(HotVcon {
-                                json: json.into(),
-                                ..vcon
-                            }))
-                        }
-                        Err(ReadError::Missing) => continue,
-                        Err(ReadError::Lost(why)) => {
-                            self.documents.report_lost(uuid, &why);
-                            return Ok(None);
-                        }
-                    }
-                }
-                self.documents
-                    .report_lost(uuid, "its document file is missing");
-                Ok(None)
-            })
+            .zip(rows)
+            .map(|(uuid, row)| self.with_document(uuid, row, now))
             .collect()
     }
 

@@ -435,3 +435,49 @@ fn a_staged_document_is_recorded_by_its_ingest_and_given_up_if_never_ingested() 
         "the other broker's staged file is given up"
     );
 }
+
+/// A reader does not hold the broker's connection while it reads a document file, so a writer
+/// may replace the vCon meanwhile (its old file given up as a spare and written over by the
+/// next large document). A reader must then answer one whole version or the other, never
+/// nothing and never a mix; writers in this process and in another (a second handle) alike.
+#[test]
+fn a_vcon_replaced_while_it_is_read_reads_as_one_version_or_the_other() {
+    let (_dir, path) = setup();
+    let broker = Arc::new(SqliteBroker::open(&path).unwrap());
+    let other_process = SqliteBroker::open(&path).unwrap();
+    let versions = [large(&uuid(1), 90, 'a'), large(&uuid(1), 140, 'b')];
+    broker.put_vcon(&versions[0]).unwrap();
+    // Replaced 300 times, read all the while.
+    let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writer = {
+        let (broker, writes, versions) =
+            (Arc::clone(&broker), Arc::clone(&writes), versions.clone());
+        std::thread::spawn(move || {
+            for i in 0..300 {
+                let version = &versions[i % 2];
+                if i % 3 == 0 {
+                    other_process.put_vcon(version).unwrap();
+                } else {
+                    broker.put_vcon(version).unwrap();
+                }
+                writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    let mut reads = 0;
+    while writes.load(std::sync::atomic::Ordering::Relaxed) < 300 {
+        let got = broker.get_vcons(&[&uuid(1)]).unwrap().remove(0);
+        let got = got.unwrap_or_else(|| panic!("read {reads} found nothing"));
+        assert!(
+            versions.iter().any(|v| v.json == got.json),
+            "read {reads} answered neither version ({} bytes)",
+            got.json.len()
+        );
+        reads += 1;
+    }
+    writer.join().unwrap();
+    assert!(
+        reads > 100,
+        "only {reads} reads while the vCon was replaced"
+    );
+}
