@@ -713,6 +713,62 @@ chains:
   main: { links: [], storages: [sqlite], ingress_lists: [nobody_posts_here] }
 "#;
 
+/// Sends `request` on `stream` and reads one answer: its status line and body.
+fn exchange(stream: &mut std::net::TcpStream, request: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(!status.is_empty(), "the host closed the connection");
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    (status.trim().to_owned(), String::from_utf8(body).unwrap())
+}
+
+/// An error answered before the handler needed the body (a missing query parameter) still
+/// leaves the connection open for the next request, as uvicorn does: clients of the Python
+/// server reuse their connections, and one the host closed fails their next request.
+#[test]
+fn a_request_refused_for_its_query_leaves_the_connection_open() {
+    let scratch = Scratch::with_config(API_ONLY);
+    let host = ApiHost::start(&scratch);
+    let mut stream = std::net::TcpStream::connect(host.base.trim_start_matches("http://")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let body = r#"["00000000-0000-4000-8000-000000000000"]"#;
+    let refused = format!(
+        "POST /api/vcon/ingress HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    for round in 0..3 {
+        let (status, text) = exchange(&mut stream, &refused);
+        assert!(status.contains(" 422 "), "round {round}: {status} {text}");
+        assert!(text.contains("ingress_list"), "{text}");
+        let (status, _) = exchange(
+            &mut stream,
+            "GET /api/health HTTP/1.1\r\nhost: test\r\n\r\n",
+        );
+        assert!(status.contains(" 200 "), "round {round}: {status}");
+    }
+    host.stop();
+}
+
 /// Concurrent `POST /vcon`s share broker commits (the group commit), each still queued only on
 /// the lists its own request named, and every acknowledged vCon is stored, listed and queued
 /// exactly once.
