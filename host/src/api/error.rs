@@ -105,6 +105,20 @@ impl From<anyhow::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(json!({ "detail": self.detail }))).into_response()
+        let mut response =
+            (self.status, axum::Json(json!({ "detail": self.detail }))).into_response();
+        // Answered with the body left unread (too large, or refused before it was read), so
+        // hyper closes the connection after the answer: saying so spares a client that would
+        // reuse it a failed next request.
+        if matches!(
+            self.status,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }

@@ -31,9 +31,12 @@ pub async fn ingress(
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
+    // The body before the query: answered before its body has arrived, hyper closes the
+    // connection, and a client that reuses it (ureq, or any client of the Python server, whose
+    // uvicorn keeps it open) finds it gone at its next request.
+    let bytes = read_body(body, state.config().host.max_body_bytes).await?;
     let params = Params::parse(query.as_deref());
     let list = params.required("ingress_list")?.to_owned();
-    let bytes = read_body(body, state.config().host.max_body_bytes).await?;
     let asked: Vec<String> = serde_json::from_slice(&bytes).map_err(|err| {
         ApiError::unprocessable([(
             vec!["body".to_owned()],
