@@ -541,11 +541,11 @@ fn push_items(
     Ok(())
 }
 
-/// A `vcons` row as [`Broker::get_vcons`] selects it: the vCon, and the file its document is in
-/// when it is not in the row.
 /// A `vcons` row: the vCon, with its document when the row keeps it, else the file it names.
 type VconRow = (HotVcon, Option<DocumentFile>);
 
+/// A `vcons` row as [`Broker::get_vcons`] selects it: the vCon, and the file its document is in
+/// when it is not in the row.
 fn row_to_vcon(row: &rusqlite::Row<'_>) -> rusqlite::Result<VconRow> {
     let file = match (row.get::<_, Option<String>>(6)?, row.get(7)?, row.get(8)?) {
         (Some(name), Some(len), Some(crc32)) => Some(DocumentFile { name, len, crc32 }),
