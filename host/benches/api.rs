@@ -91,10 +91,9 @@ fn api_only_row(
     server: Option<u32>,
 ) -> f64 {
     let total = docs.len();
-    let cpu_before = server.map(process_cpu);
+    let cpu_before = server.map(|pid| (pid, process_cpu(pid)));
     let (elapsed, latencies) = post_all(url, docs, clients);
-    let cpu_per_request = server
-        .zip(cpu_before)
+    let cpu_per_request = cpu_before
         .map(|(pid, before)| micros(process_cpu(pid).saturating_sub(before) / total as u32))
         .unwrap_or_else(|| "-".to_owned());
     const PAUSE: Duration = Duration::from_millis(1);

@@ -98,6 +98,17 @@ impl ApiHost {
         }
     }
 
+    /// A plain TCP connection to the API, for requests a client library would not send as
+    /// written (a body after a pause, a body past the limit); reads time out after 10 s.
+    fn connect_raw(&self) -> std::net::TcpStream {
+        let stream = std::net::TcpStream::connect(self.base.trim_start_matches("http://")).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream
+    }
+
     fn stop(mut self) {
         stop(self.child.take().unwrap());
     }
@@ -748,11 +759,7 @@ fn a_request_refused_for_its_query_leaves_the_connection_open() {
     use std::io::Write;
     let scratch = Scratch::with_config(API_ONLY);
     let host = ApiHost::start(&scratch);
-    let mut stream = std::net::TcpStream::connect(host.base.trim_start_matches("http://")).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream.set_nodelay(true).unwrap();
+    let mut stream = host.connect_raw();
     let body = r#"["00000000-0000-4000-8000-000000000000"]"#;
     let head = format!(
         "POST /api/vcon/ingress HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
@@ -774,17 +781,15 @@ fn a_request_refused_for_its_query_leaves_the_connection_open() {
     host.stop();
 }
 
-/// A body over the limit is answered `413` before the rest of it is read, so the host closes the
-/// connection, and says so (`connection: close`) so a client does not send its next request on it.
+/// A body over the limit is answered `413` before the rest of it is read, and a request without
+/// the key `403` before its body is read, so the host closes the connection, and says so
+/// (`connection: close`) so a client does not send its next request on it.
 #[test]
 fn a_body_over_the_limit_is_answered_with_connection_close() {
     use std::io::{Read, Write};
     let scratch = Scratch::with_config(CONFIG);
     let host = ApiHost::start(&scratch);
-    let mut stream = std::net::TcpStream::connect(host.base.trim_start_matches("http://")).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut stream = host.connect_raw();
     let body = vec![b' '; 200_000];
     let head = format!(
         "POST /api/vcon HTTP/1.1\r\nhost: test\r\nx-conserver-api-token: {TOKEN}\r\n\
@@ -798,6 +803,18 @@ fn a_body_over_the_limit_is_answered_with_connection_close() {
     let _ = stream.read_to_end(&mut answer);
     let answer = String::from_utf8_lossy(&answer).to_lowercase();
     assert!(answer.starts_with("http/1.1 413"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+
+    // Refused for its key before the body is read: the same.
+    let mut stream = host.connect_raw();
+    let _ = stream.write_all(
+        b"POST /api/vcon HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+          content-length: 2\r\n\r\n{}",
+    );
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(answer.starts_with("http/1.1 403"), "{answer}");
     assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
     host.stop();
 }
