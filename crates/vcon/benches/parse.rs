@@ -39,6 +39,27 @@ fn bench(c: &mut Criterion) {
         group.bench_function(name, |b| b.iter(|| vcon::parse(doc).unwrap()));
     }
     group.finish();
+
+    // What `parse` does to a large document before any rule runs, both ways: serde_json
+    // skipping it whole, and json-scan validating it and finding its members (the path `parse`
+    // takes from 16 KiB). Pretty-printed as posted, and compact, to show what whitespace costs.
+    let cat1_text = std::str::from_utf8(&cat1).unwrap();
+    let compact =
+        serde_json::to_string(&serde_json::from_str::<serde_json::Value>(cat1_text).unwrap())
+            .unwrap();
+    let mut group = c.benchmark_group("read_whole");
+    for (name, text) in [("cat1", cat1_text), ("cat1_compact", compact.as_str())] {
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_function(format!("{name}/serde_json_skip"), |b| {
+            b.iter(|| serde_json::from_str::<serde::de::IgnoredAny>(text).unwrap())
+        });
+        if json_scan::accelerated() {
+            group.bench_function(format!("{name}/json_scan"), |b| {
+                b.iter(|| json_scan::object_members(text).unwrap())
+            });
+        }
+    }
+    group.finish();
 }
 
 criterion_group!(benches, bench);

@@ -34,5 +34,5 @@ pub mod rules;
 mod timestamp;
 
 pub use error::{Problem, VconError};
-pub use parse::{parse, ParsedVcon, PartyIds};
+pub use parse::{parse, parse_with_scan, parse_with_serde, ParsedVcon, PartyIds};
 pub use timestamp::Timestamp;

@@ -41,7 +41,7 @@ fn parse_vcon(bytes: &Bytes) -> Result<HotVcon, ApiError> {
 const VALIDATE_ELSEWHERE_BYTES: usize = 64 << 10;
 
 /// Validates a posted vCon. The API runs on one thread ([`super::server`]), so with several
-/// clients a large document's validation (cat1, 270 KB: about 280 µs in `cargo xtask bench
+/// clients a large document's validation (cat1, 270 KB: about 130 µs in `cargo xtask bench
 /// vcon`) would hold up every other request. While another ingest is in flight, a body of
 /// [`VALIDATE_ELSEWHERE_BYTES`] or more is validated on the blocking pool instead, on the other
 /// core, and the API thread goes on reading and answering. A lone request, or a small body, is validated inline: the hand-off to another

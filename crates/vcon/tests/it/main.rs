@@ -3,6 +3,7 @@
 
 mod fixtures;
 mod never_panics;
+mod scanned;
 mod variations;
 
 use std::path::PathBuf;

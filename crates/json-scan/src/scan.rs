@@ -1,0 +1,373 @@
+//! Stage two: from a block's masks to its token starts, and each token through JSON's grammar.
+
+use crate::classify::{Masks, CHUNK_BLOCKS};
+use crate::Member;
+
+/// Scans `text` with `classify_chunk` ([`crate::classify::avx2_chunk`] or
+/// [`crate::classify::portable_chunk`]); see [`crate::object_members`].
+pub(crate) fn members(
+    text: &str,
+    classify_chunk: impl Fn(&[u8], &mut [Masks; CHUNK_BLOCKS]) -> usize,
+) -> Option<Vec<Member<'_>>> {
+    let mut scan = Scan {
+        text,
+        bytes: text.as_bytes(),
+        carry: Carry::default(),
+        stack: Vec::new(),
+        state: State::Document,
+        key: "",
+        value_start: 0,
+        members: Vec::with_capacity(16),
+    };
+    let mut masks = [Masks::default(); CHUNK_BLOCKS];
+    let mut base = 0;
+    while base < scan.bytes.len() {
+        let written = classify_chunk(scan.bytes.get(base..)?, &mut masks);
+        if written == 0 {
+            // Never, while bytes remain; but a loop that cannot advance must not spin.
+            return None;
+        }
+        for block in masks.iter().take(written) {
+            scan.block(base, *block)?;
+            base += 64;
+        }
+    }
+    scan.finish()
+}
+
+/// What the previous block leaves to the next.
+#[derive(Debug, Default)]
+struct Carry {
+    /// Bit 0 set: the next block's first byte is escaped by a backslash ending this one.
+    escaped: u64,
+    /// All ones while a string is open at the block's end, else zero.
+    in_string: u64,
+    /// Bit 0 set: this block ended inside a number or literal.
+    scalar: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Container {
+    Object,
+    Array,
+}
+
+/// Where the grammar is, between two tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Nothing read yet: the top-level object must come.
+    Document,
+    /// Just after `{`: a key or `}`.
+    ObjectStart,
+    /// Just after `[`: a value or `]`.
+    ArrayStart,
+    /// After `,` in an object: a key.
+    Key,
+    /// After a key: `:`.
+    Colon,
+    /// After `:`, or `,` in an array: a value.
+    Value,
+    /// After a value: `,` or the close of the innermost container.
+    AfterValue,
+    /// The top-level object is closed: nothing but whitespace may follow.
+    End,
+}
+
+struct Scan<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    carry: Carry,
+    stack: Vec<Container>,
+    state: State,
+    /// The top-level member being read: its key, and where its value starts.
+    key: &'a str,
+    value_start: usize,
+    members: Vec<Member<'a>>,
+}
+
+impl<'a> Scan<'a> {
+    /// One block: which bytes are escaped and inside strings, then each token start in order.
+    #[inline(always)]
+    fn block(&mut self, base: usize, masks: Masks) -> Option<()> {
+        let escaped = if masks.backslash == 0 && self.carry.escaped == 0 {
+            0
+        } else {
+            self.escapes(base, masks.backslash)?
+        };
+        let quotes = masks.quote & !escaped;
+        // Each unescaped quote toggles: set from an opening quote up to, not including, its
+        // closing one.
+        let in_string = prefix_xor(quotes) ^ self.carry.in_string;
+        self.carry.in_string = 0_u64.wrapping_sub(in_string >> 63);
+        if masks.control & in_string != 0 {
+            return None;
+        }
+        // Outside strings, what is neither whitespace, structural nor a quote belongs to a number
+        // or a literal; each run of it is one token.
+        let other = !(masks.structural | masks.whitespace | masks.quote | in_string);
+        let scalar_starts = other & !((other << 1) | self.carry.scalar);
+        self.carry.scalar = other >> 63;
+        let mut tokens = (masks.structural & !in_string) | (quotes & in_string) | scalar_starts;
+        while tokens != 0 {
+            let at = base + tokens.trailing_zeros() as usize;
+            tokens &= tokens - 1;
+            self.token(at)?;
+        }
+        Some(())
+    }
+
+    /// The escaped bytes of a block with backslashes (rare: one sequential pass over them), each
+    /// escape checked as serde_json checks one it skips.
+    fn escapes(&mut self, base: usize, backslashes: u64) -> Option<u64> {
+        let mut escaped = self.carry.escaped;
+        self.carry.escaped = 0;
+        let mut rest = backslashes;
+        while rest != 0 {
+            let bit = rest.trailing_zeros();
+            rest &= rest - 1;
+            if escaped & (1 << bit) != 0 {
+                continue;
+            }
+            let at = base + bit as usize;
+            match self.bytes.get(at + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                b'u' => {
+                    if !self
+                        .bytes
+                        .get(at + 2..at + 6)?
+                        .iter()
+                        .all(u8::is_ascii_hexdigit)
+                    {
+                        return None;
+                    }
+                }
+                _ => return None,
+            }
+            if bit == 63 {
+                self.carry.escaped = 1;
+            } else {
+                escaped |= 1 << (bit + 1);
+            }
+        }
+        Some(escaped)
+    }
+
+    /// The token starting at `at` (a structural character, an opening quote, or the first byte
+    /// of a number or literal), in the grammar's current state.
+    #[inline(always)]
+    fn token(&mut self, at: usize) -> Option<()> {
+        let byte = *self.bytes.get(at)?;
+        match self.state {
+            State::Document | State::Value | State::ArrayStart => self.value(at, byte),
+            State::ObjectStart | State::Key => match byte {
+                b'"' => {
+                    if self.stack.len() == 1 {
+                        self.key = self.key_at(at)?;
+                    }
+                    self.state = State::Colon;
+                    Some(())
+                }
+                b'}' if self.state == State::ObjectStart => self.close(at, Container::Object),
+                _ => None,
+            },
+            State::Colon => {
+                if byte != b':' {
+                    return None;
+                }
+                self.state = State::Value;
+                Some(())
+            }
+            State::AfterValue => match byte {
+                b',' => {
+                    let innermost = *self.stack.last()?;
+                    if self.stack.len() == 1 {
+                        self.finish_member(at);
+                    }
+                    self.state = match innermost {
+                        Container::Object => State::Key,
+                        Container::Array => State::Value,
+                    };
+                    Some(())
+                }
+                b'}' => self.close(at, Container::Object),
+                b']' => self.close(at, Container::Array),
+                _ => None,
+            },
+            State::End => None,
+        }
+    }
+
+    /// A token where a value must start.
+    #[inline(always)]
+    fn value(&mut self, at: usize, byte: u8) -> Option<()> {
+        if self.state == State::Document {
+            if byte != b'{' {
+                return None;
+            }
+        } else if self.stack.len() == 1 {
+            // Inside the top-level object, a value only follows a key's `:`.
+            self.value_start = at;
+        }
+        match byte {
+            b'{' => {
+                self.stack.push(Container::Object);
+                self.state = State::ObjectStart;
+            }
+            b'[' => {
+                self.stack.push(Container::Array);
+                self.state = State::ArrayStart;
+            }
+            b']' if self.state == State::ArrayStart => return self.close(at, Container::Array),
+            // Its contents were checked with the block's masks.
+            b'"' => self.state = State::AfterValue,
+            b'}' | b']' | b':' | b',' => return None,
+            _ => {
+                scalar_end(self.bytes, at)?;
+                self.state = State::AfterValue;
+            }
+        }
+        Some(())
+    }
+
+    /// `}` or `]` at `at`, which must close the innermost container.
+    fn close(&mut self, at: usize, kind: Container) -> Option<()> {
+        if self.state == State::AfterValue && self.stack.len() == 1 {
+            self.finish_member(at);
+        }
+        if self.stack.pop()? != kind {
+            return None;
+        }
+        self.state = if self.stack.is_empty() {
+            State::End
+        } else {
+            State::AfterValue
+        };
+        Some(())
+    }
+
+    /// A top-level key's text: up to its closing quote; `None` if it holds an escape.
+    fn key_at(&self, at: usize) -> Option<&'a str> {
+        let start = at + 1;
+        let length = self
+            .bytes
+            .get(start..)?
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\')?;
+        if self.bytes.get(start + length) != Some(&b'"') {
+            return None;
+        }
+        self.text.get(start..start + length)
+    }
+
+    /// Ends the top-level member whose value runs up to the `,` or `}` at `at`.
+    fn finish_member(&mut self, at: usize) {
+        let value = self
+            .text
+            .get(self.value_start..at)
+            .unwrap_or_default()
+            .trim_end_matches([' ', '\t', '\n', '\r']);
+        self.members.push(Member {
+            key: self.key,
+            value,
+        });
+    }
+
+    fn finish(self) -> Option<Vec<Member<'a>>> {
+        let closed =
+            self.state == State::End && self.carry.in_string == 0 && self.carry.escaped == 0;
+        closed.then_some(self.members)
+    }
+}
+
+/// Bit `i` of the result is the XOR of bits `0..=i` of `x`.
+#[inline(always)]
+fn prefix_xor(mut x: u64) -> u64 {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    x
+}
+
+/// Checks the number or literal starting at `at`, which must run up to whitespace, a
+/// structural character, a quote or the end; answers where it ends.
+fn scalar_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let end = match bytes.get(at)? {
+        b't' => literal(bytes, at, b"true")?,
+        b'f' => literal(bytes, at, b"false")?,
+        b'n' => literal(bytes, at, b"null")?,
+        _ => number(bytes, at)?,
+    };
+    match bytes.get(end) {
+        None
+        | Some(b' ' | b'\t' | b'\n' | b'\r' | b'{' | b'}' | b'[' | b']' | b':' | b',' | b'"') => {
+            Some(end)
+        }
+        Some(_) => None,
+    }
+}
+
+fn literal(bytes: &[u8], at: usize, word: &[u8]) -> Option<usize> {
+    (bytes.get(at..at + word.len())? == word).then_some(at + word.len())
+}
+
+/// RFC 8259's number: `-`? (`0` | [1-9][0-9]*) (`.` [0-9]+)? ([eE] [+-]? [0-9]+)?
+fn number(bytes: &[u8], mut at: usize) -> Option<usize> {
+    if bytes.get(at) == Some(&b'-') {
+        at += 1;
+    }
+    let end = digits(bytes, at);
+    // At least one digit, and no leading zero; tested without a branch on the length, which
+    // varies from number to number.
+    let leading_zero = (end - at > 1) & (bytes.get(at) == Some(&b'0'));
+    if (end == at) | leading_zero {
+        return None;
+    }
+    at = end;
+    if bytes.get(at) == Some(&b'.') {
+        let end = digits(bytes, at + 1);
+        if end == at + 1 {
+            return None;
+        }
+        at = end;
+    }
+    if let Some(b'e' | b'E') = bytes.get(at) {
+        at += 1;
+        if let Some(b'+' | b'-') = bytes.get(at) {
+            at += 1;
+        }
+        let end = digits(bytes, at);
+        if end == at {
+            return None;
+        }
+        at = end;
+    }
+    Some(at)
+}
+
+/// Where the run of ASCII digits from `at` ends: eight bytes at a time (a SWAR test for
+/// `0`-`9` on each byte), so the usual number costs no branch per digit.
+fn digits(bytes: &[u8], mut at: usize) -> usize {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    const TENS: u64 = 0x7676_7676_7676_7676;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(word) = bytes.get(at..at + 8) {
+        let mut eight = [0; 8];
+        eight.copy_from_slice(word);
+        // A digit's byte XOR `0` is 0-9; adding 0x76 to its low seven bits sets the top bit
+        // exactly when it is 10 or more, and no carry crosses into the next byte.
+        let x = u64::from_le_bytes(eight) ^ ZEROS;
+        let not_digit = (((x & LOW7) + TENS) | x) & HIGH;
+        if not_digit != 0 {
+            return at + (not_digit.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while bytes.get(at).is_some_and(u8::is_ascii_digit) {
+        at += 1;
+    }
+    at
+}
