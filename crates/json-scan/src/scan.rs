@@ -293,6 +293,7 @@ fn prefix_xor(mut x: u64) -> u64 {
 
 /// Checks the number or literal starting at `at`, which must run up to whitespace, a
 /// structural character, a quote or the end; answers where it ends.
+#[inline]
 fn scalar_end(bytes: &[u8], at: usize) -> Option<usize> {
     let end = match bytes.get(at)? {
         b't' => literal(bytes, at, b"true")?,
@@ -314,6 +315,7 @@ fn literal(bytes: &[u8], at: usize, word: &[u8]) -> Option<usize> {
 }
 
 /// RFC 8259's number: `-`? (`0` | [1-9][0-9]*) (`.` [0-9]+)? ([eE] [+-]? [0-9]+)?
+#[inline]
 fn number(bytes: &[u8], mut at: usize) -> Option<usize> {
     if bytes.get(at) == Some(&b'-') {
         at += 1;
