@@ -26,10 +26,10 @@
 //! as serde_json checks them when it skips a value (`\u` needs four hex digits; a lone surrogate
 //! is not an error until someone decodes the string).
 //!
-//! No dependency: the SIMD is `std::arch`, chosen at run time, with `unsafe` confined to the
-//! two loads of `classify`.
+//! No dependency: the SIMD is `std::arch`, chosen at run time. `unsafe` is confined to the two
+//! loads of `classify` and to calling its AVX2 function once the CPU is known to have AVX2.
 
-#![allow(unsafe_code)] // `classify` loads 64 bytes with AVX2 intrinsics (see its SAFETY notes).
+#![allow(unsafe_code)] // AVX2 loads, and calls to AVX2 code after detection (SAFETY notes).
 
 mod classify;
 mod scan;

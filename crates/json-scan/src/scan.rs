@@ -11,7 +11,6 @@ pub(crate) fn members(
 ) -> Option<Vec<Member<'_>>> {
     let mut scan = Scan {
         text,
-        bytes: text.as_bytes(),
         carry: Carry::default(),
         stack: Vec::new(),
         state: State::Document,
@@ -21,8 +20,8 @@ pub(crate) fn members(
     };
     let mut masks = [Masks::default(); CHUNK_BLOCKS];
     let mut base = 0;
-    while base < scan.bytes.len() {
-        let written = classify_chunk(scan.bytes.get(base..)?, &mut masks);
+    while base < scan.text.len() {
+        let written = classify_chunk(scan.text.as_bytes().get(base..)?, &mut masks);
         if written == 0 {
             // Never, while bytes remain; but a loop that cannot advance must not spin.
             return None;
@@ -75,7 +74,6 @@ enum State {
 
 struct Scan<'a> {
     text: &'a str,
-    bytes: &'a [u8],
     carry: Carry,
     stack: Vec<Container>,
     state: State,
@@ -129,11 +127,12 @@ impl<'a> Scan<'a> {
                 continue;
             }
             let at = base + bit as usize;
-            match self.bytes.get(at + 1)? {
+            match self.text.as_bytes().get(at + 1)? {
                 b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
                 b'u' => {
                     if !self
-                        .bytes
+                        .text
+                        .as_bytes()
                         .get(at + 2..at + 6)?
                         .iter()
                         .all(u8::is_ascii_hexdigit)
@@ -156,7 +155,7 @@ impl<'a> Scan<'a> {
     /// of a number or literal), in the grammar's current state.
     #[inline(always)]
     fn token(&mut self, at: usize) -> Option<()> {
-        let byte = *self.bytes.get(at)?;
+        let byte = *self.text.as_bytes().get(at)?;
         match self.state {
             State::Document | State::Value | State::ArrayStart => self.value(at, byte),
             State::ObjectStart | State::Key => match byte {
@@ -222,7 +221,7 @@ impl<'a> Scan<'a> {
             b'"' => self.state = State::AfterValue,
             b'}' | b']' | b':' | b',' => return None,
             _ => {
-                scalar_end(self.bytes, at)?;
+                scalar_end(self.text.as_bytes(), at)?;
                 self.state = State::AfterValue;
             }
         }
@@ -249,11 +248,12 @@ impl<'a> Scan<'a> {
     fn key_at(&self, at: usize) -> Option<&'a str> {
         let start = at + 1;
         let length = self
-            .bytes
+            .text
+            .as_bytes()
             .get(start..)?
             .iter()
             .position(|&b| b == b'"' || b == b'\\')?;
-        if self.bytes.get(start + length) != Some(&b'"') {
+        if self.text.as_bytes().get(start + length) != Some(&b'"') {
             return None;
         }
         self.text.get(start..start + length)

@@ -38,6 +38,21 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(doc.len() as u64));
         group.bench_function(name, |b| b.iter(|| vcon::parse(doc).unwrap()));
     }
+    // Both readers at every size, for `SCAN_FROM_BYTES` (crates/vcon/src/parse.rs): where the
+    // scan starts to pay.
+    for (name, doc) in [
+        ("fake_5kb", &fake),
+        ("fake_5kb_22_dialogs", &chat),
+        ("cat1_270kb", &cat1),
+    ] {
+        group.throughput(Throughput::Bytes(doc.len() as u64));
+        group.bench_function(format!("{name}/with_scan"), |b| {
+            b.iter(|| vcon::parse_with_scan(doc).unwrap())
+        });
+        group.bench_function(format!("{name}/with_serde"), |b| {
+            b.iter(|| vcon::parse_with_serde(doc).unwrap())
+        });
+    }
     group.finish();
 
     // What `parse` does to a large document before any rule runs, both ways: serde_json

@@ -294,8 +294,9 @@ pub fn parse_with_serde(bytes: &[u8]) -> Result<ParsedVcon, VconError> {
 
 /// [`parse`] reads documents at least this large with [`scanned_top`] first. Below it
 /// serde_json alone is faster: the scan's set-up and the second read of `parties` and `dialog`
-/// cost more than it saves (`cargo xtask bench vcon`: a 5 KB vCon took 3.1 µs scanned against 2.9 µs, one with 22
-/// dialogs 9.5 against 7.5; cat1, 270 KB, 121 against 191).
+/// cost more than it saves (`cargo xtask bench vcon`, the `with_scan` and `with_serde` rows: a
+/// 5 KB vCon 2.9 against 2.6 µs, one with 22 dialogs 8.8 against 6.8; cat1, 270 KB, 115
+/// against 178).
 const SCAN_FROM_BYTES: usize = 16 << 10;
 
 /// Which reader [`parse_reading`] tries first.

@@ -786,7 +786,7 @@ fn a_request_refused_for_its_query_leaves_the_connection_open() {
 /// (`connection: close`) so a client does not send its next request on it.
 #[test]
 fn a_body_over_the_limit_is_answered_with_connection_close() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let scratch = Scratch::with_config(CONFIG);
     let host = ApiHost::start(&scratch);
     let mut stream = host.connect_raw();
@@ -799,9 +799,7 @@ fn a_body_over_the_limit_is_answered_with_connection_close() {
     stream.write_all(head.as_bytes()).unwrap();
     // The host may close before all of it is sent.
     let _ = stream.write_all(&body);
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer).to_lowercase();
+    let answer = answer_until_closed(stream);
     assert!(answer.starts_with("http/1.1 413"), "{answer}");
     assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
 
@@ -811,12 +809,19 @@ fn a_body_over_the_limit_is_answered_with_connection_close() {
         b"POST /api/vcon HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
           content-length: 2\r\n\r\n{}",
     );
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer).to_lowercase();
+    let answer = answer_until_closed(stream);
     assert!(answer.starts_with("http/1.1 403"), "{answer}");
     assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
     host.stop();
+}
+
+/// Everything the host sends on `stream` until it closes it, lowercased (header names vary in
+/// case).
+fn answer_until_closed(mut stream: std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).to_lowercase()
 }
 
 /// Concurrent `POST /vcon`s share broker commits (the group commit), each still queued only on
