@@ -99,6 +99,12 @@ impl GroupCommit {
         }
     }
 
+    /// How many requests wait for the leader now: lets a test (or a diagnostic) see that
+    /// requests have queued without timing guesses.
+    pub fn queued(&self) -> usize {
+        self.queue().len()
+    }
+
     fn queue(&self) -> MutexGuard<'_, VecDeque<Queued>> {
         self.queue
             .lock()

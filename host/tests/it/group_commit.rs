@@ -2,7 +2,7 @@
 //! wait (a client that hangs up): the queue keeps moving, and what was acknowledged is stored.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use vcon_host::api::group_commit::{GroupCommit, Ingest};
@@ -130,10 +130,14 @@ fn a_leader_dropped_while_it_yields_hands_the_lead_on_and_writes_nothing() {
 }
 
 /// The embedded broker with one fault put in: a batch holding [`POISON`] panics before it is
-/// written, and one holding [`GATE`] takes 300 ms (so the requests behind it queue up and the
-/// next leader takes them all in one batch).
+/// written, and one holding [`GATE`] says so on `entered` and waits for `release` (so the test
+/// can queue the requests behind it, and the next leader takes them all in one batch).
 #[derive(Debug)]
-struct PanicsOnPoison(SqliteBroker);
+struct PanicsOnPoison {
+    inner: SqliteBroker,
+    entered: Mutex<mpsc::Sender<()>>,
+    release: Mutex<mpsc::Receiver<()>>,
+}
 
 const GATE: usize = 1;
 const POISON: usize = 10;
@@ -152,9 +156,14 @@ impl Broker for PanicsOnPoison {
     ) -> Result<(), vcon_host::broker::BrokerError> {
         assert!(!holds(batches, POISON), "the poisoned vCon");
         if holds(batches, GATE) {
-            std::thread::sleep(Duration::from_millis(300));
+            self.entered.lock().unwrap().send(()).unwrap();
+            self.release
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the test never released the gate");
         }
-        self.0.ingest_batches(batches)
+        self.inner.ingest_batches(batches)
     }
     fn ingest(
         &self,
@@ -168,38 +177,38 @@ impl Broker for PanicsOnPoison {
         true
     }
     fn put_vcon(&self, v: &HotVcon) -> Result<(), vcon_host::broker::BrokerError> {
-        self.0.put_vcon(v)
+        self.inner.put_vcon(v)
     }
     fn get_vcons(
         &self,
         u: &[&str],
     ) -> Result<Vec<Option<HotVcon>>, vcon_host::broker::BrokerError> {
-        self.0.get_vcons(u)
+        self.inner.get_vcons(u)
     }
     fn delete_vcon(&self, u: &str) -> Result<bool, vcon_host::broker::BrokerError> {
-        self.0.delete_vcon(u)
+        self.inner.delete_vcon(u)
     }
     fn forget(&self, u: &str) -> Result<bool, vcon_host::broker::BrokerError> {
-        self.0.forget(u)
+        self.inner.forget(u)
     }
     fn list_uuids(
         &self,
         p: &vcon_host::broker::ListingPage,
     ) -> Result<Vec<String>, vcon_host::broker::BrokerError> {
-        self.0.list_uuids(p)
+        self.inner.list_uuids(p)
     }
     fn search(&self, k: &[String]) -> Result<Vec<String>, vcon_host::broker::BrokerError> {
-        self.0.search(k)
+        self.inner.search(k)
     }
     fn expire_vcon(
         &self,
         u: &str,
         t: Option<Duration>,
     ) -> Result<bool, vcon_host::broker::BrokerError> {
-        self.0.expire_vcon(u, t)
+        self.inner.expire_vcon(u, t)
     }
     fn push(&self, l: &str, u: &[&str]) -> Result<(), vcon_host::broker::BrokerError> {
-        self.0.push(l, u)
+        self.inner.push(l, u)
     }
     fn claim(
         &self,
@@ -207,63 +216,81 @@ impl Broker for PanicsOnPoison {
         o: &str,
         m: usize,
     ) -> Result<Option<vcon_host::broker::Claim>, vcon_host::broker::BrokerError> {
-        self.0.claim(l, o, m)
+        self.inner.claim(l, o, m)
     }
     fn finish(
         &self,
         i: &[vcon_host::broker::ItemId],
         f: &vcon_host::broker::Finish,
     ) -> Result<(), vcon_host::broker::BrokerError> {
-        self.0.finish(i, f)
+        self.inner.finish(i, f)
     }
     fn requeue_abandoned(&self) -> Result<u64, vcon_host::broker::BrokerError> {
-        self.0.requeue_abandoned()
+        self.inner.requeue_abandoned()
     }
     fn pop_back(&self, l: &str, c: usize) -> Result<Vec<String>, vcon_host::broker::BrokerError> {
-        self.0.pop_back(l, c)
+        self.inner.pop_back(l, c)
     }
     fn len(&self, l: &str) -> Result<u64, vcon_host::broker::BrokerError> {
-        self.0.len(l)
+        self.inner.len(l)
     }
     fn entries(
         &self,
         l: &str,
         n: usize,
     ) -> Result<Vec<vcon_host::broker::ListEntry>, vcon_host::broker::BrokerError> {
-        self.0.entries(l, n)
+        self.inner.entries(l, n)
     }
     fn remove_entry(
         &self,
         i: &vcon_host::broker::ItemId,
     ) -> Result<bool, vcon_host::broker::BrokerError> {
-        self.0.remove_entry(i)
+        self.inner.remove_entry(i)
     }
     fn lists(&self) -> Result<Vec<(String, u64)>, vcon_host::broker::BrokerError> {
-        self.0.lists()
+        self.inner.lists()
     }
     fn purge_expired(&self) -> Result<u64, vcon_host::broker::BrokerError> {
-        self.0.purge_expired()
+        self.inner.purge_expired()
     }
 }
 
 #[test]
 fn a_leader_that_panics_fails_its_batch_with_an_answer_and_the_queue_moves_on() {
     let dir = tempfile::tempdir().unwrap();
-    let broker: Arc<dyn Broker> = Arc::new(PanicsOnPoison(
-        SqliteBroker::open_for_run(&dir.path().join("broker.sqlite")).unwrap(),
-    ));
+    let (entered, gate_entered) = mpsc::channel();
+    let (release_gate, release) = mpsc::channel();
+    let broker: Arc<dyn Broker> = Arc::new(PanicsOnPoison {
+        inner: SqliteBroker::open_for_run(&dir.path().join("broker.sqlite")).unwrap(),
+        entered: Mutex::new(entered),
+        release: Mutex::new(release),
+    });
     let commit = Arc::new(GroupCommit::default());
     let runtime = runtime();
+    let spawn = |i: usize| {
+        let (broker, commit) = (Arc::clone(&broker), Arc::clone(&commit));
+        runtime.spawn(async move { commit.ingest(&*broker, ingest(i)).await })
+    };
+    // The gate leads first and holds its write open; the others queue behind it and form the
+    // next batch, which holds the poisoned vCon. Each step waits for the one before it, so a
+    // slow machine cannot reorder them.
+    let gate = spawn(GATE);
+    gate_entered
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the gate's batch was never written");
+    let behind: Vec<_> = (GATE + 1..=20).map(spawn).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while commit.queued() < behind.len() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {} requests queued behind the gate",
+            commit.queued(),
+            behind.len()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    release_gate.send(()).unwrap();
     let outcomes = runtime.block_on(async {
-        let spawn = |i: usize| {
-            let (broker, commit) = (Arc::clone(&broker), Arc::clone(&commit));
-            tokio::spawn(async move { commit.ingest(&*broker, ingest(i)).await })
-        };
-        // The gate leads first; the others queue behind it and form the next batch, which
-        // holds the poisoned vCon.
-        let gate = spawn(GATE);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let behind: Vec<_> = (GATE + 1..=20).map(spawn).collect();
         let gate = gate.await.unwrap();
         let mut outcomes = Vec::new();
         for task in behind {
