@@ -20,6 +20,7 @@
 
 mod checkpoint;
 mod documents;
+mod empty_lists;
 mod hot;
 mod redis;
 mod sqlite;

@@ -18,6 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::checkpoint::Checkpointer;
 use crate::documents::{DocumentFile, Documents, ReadError, StagedDocument, LARGE_DOCUMENT_BYTES};
+use crate::empty_lists::EmptyLists;
 use crate::{
     now_us, Broker, BrokerError, Claim, ClaimedItem, Finish, HotVcon, IngestBatch, ItemId, ItemKey,
     ListEntry, ListingPage,
@@ -139,6 +140,8 @@ pub struct SqliteBroker {
     /// Prefixes this handle's claim owners, so [`Broker::requeue_abandoned`] can tell this
     /// run's claims (alive) from earlier runs' (abandoned: the run lock says they are gone).
     run_id: String,
+    /// Lists an idle worker's claim found empty, so its next polls take no transaction.
+    empty_lists: EmptyLists,
 }
 
 /// Opens the broker's file through `sqlite-wal-vfs`, which hands each commit's WAL frames to the
@@ -241,6 +244,7 @@ impl SqliteBroker {
             _checkpointer: checkpointer,
             run_lock,
             run_id: format!("{:016x}", rand::random::<u64>()),
+            empty_lists: EmptyLists::default(),
         })
     }
 
@@ -273,13 +277,21 @@ impl SqliteBroker {
         body: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, BrokerError> {
         let conn = self.conn();
-        let run = || {
-            let transaction = OpenTransaction::begin(&conn)?;
-            let value = body(&conn)?;
-            transaction.commit()?;
-            Ok(value)
-        };
-        run().map_err(|e| self.err(e))
+        let value = Self::transaction(&conn, body).map_err(|e| self.err(e))?;
+        // Any commit may have pushed to a list: counted before the connection is let go.
+        self.empty_lists.wrote();
+        Ok(value)
+    }
+
+    /// `body` in an IMMEDIATE transaction on `conn`, committed if it succeeds.
+    fn transaction<T>(
+        conn: &Connection,
+        body: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let transaction = OpenTransaction::begin(conn)?;
+        let value = body(conn)?;
+        transaction.commit()?;
+        Ok(value)
     }
 
     /// The rows of `uuids` that have not expired at `now` (or are still waiting on a list),
@@ -875,9 +887,16 @@ impl Broker for SqliteBroker {
         owner: &str,
         max: usize,
     ) -> Result<Option<Claim>, BrokerError> {
+        if self.empty_lists.still_empty(lists) {
+            return Ok(None);
+        }
         let max = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
         let owner = format!("{}/{owner}", self.run_id);
-        self.write(|tx| {
+        // Not through `write`: taking items pushes none, so it leaves the count of commits
+        // as it is.
+        let conn = self.conn();
+        let writes = self.empty_lists.writes();
+        let claimed = Self::transaction(&conn, |tx| {
             let mut claim = tx.prepare_cached(
                 "UPDATE list_items SET owner = ?1
                  WHERE id IN (SELECT id FROM list_items WHERE list = ?2 AND owner IS NULL
@@ -904,6 +923,11 @@ impl Broker for SqliteBroker {
             }
             Ok(None)
         })
+        .map_err(|e| self.err(e))?;
+        if claimed.is_none() {
+            self.empty_lists.found_empty(lists, writes);
+        }
+        Ok(claimed)
     }
 
     fn finish(&self, items: &[ItemId], finish: &Finish) -> Result<(), BrokerError> {

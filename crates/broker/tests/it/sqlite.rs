@@ -85,6 +85,63 @@ fn claims_of_a_dead_run_are_put_back_and_live_ones_are_not() {
     assert!(got.iter().all(Option::is_some), "the hot copies survived");
 }
 
+/// An idle worker polls its lists every few milliseconds; a claim that found them empty is
+/// answered again without a transaction (so it never waits behind, or holds up, a writer),
+/// until this handle commits anything or the look is too old to vouch for another process's
+/// pushes.
+#[test]
+fn an_idle_claim_takes_no_transaction_and_still_sees_every_push() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broker.sqlite");
+    let worker = SqliteBroker::open_for_run(&path).unwrap();
+    let lists = ["in".to_owned()];
+    assert!(worker.claim(&lists, "w", 8).unwrap().is_none());
+
+    // Another process holds the write lock: a claim that needed a transaction would wait for
+    // it (the busy timeout is 10 s).
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    assert!(worker.claim(&lists, "w", 8).unwrap().is_none());
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "the idle claim waited {:?} for the write lock",
+        started.elapsed()
+    );
+    other.execute_batch("ROLLBACK").unwrap();
+
+    // A push through this handle is claimed at once.
+    worker.push("in", &[&uuid(1)]).unwrap();
+    let claim = worker.claim(&lists, "w", 8).unwrap().expect("its own push");
+    assert_eq!(claim.items[0].uuid, uuid(1));
+
+    // A push by another process is claimed once the look has aged (100 ms).
+    assert!(worker.claim(&lists, "w", 8).unwrap().is_none());
+    SqliteBroker::open(&path)
+        .unwrap()
+        .push("in", &[&uuid(2)])
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let claim = loop {
+        if let Some(claim) = worker.claim(&lists, "w", 8).unwrap() {
+            break claim;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "another process's push was never claimed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(claim.items[0].uuid, uuid(2));
+    // Other lists were never found empty: looked at in the database.
+    worker.push("other", &[&uuid(3)]).unwrap();
+    let both = ["in".to_owned(), "other".to_owned()];
+    assert_eq!(
+        worker.claim(&both, "w", 8).unwrap().unwrap().items[0].uuid,
+        uuid(3)
+    );
+}
+
 #[test]
 fn purge_keeps_queued_copies_and_drops_dead_lettered_ones() {
     let (_dir, broker) = broker();
