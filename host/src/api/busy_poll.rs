@@ -11,11 +11,18 @@
 //! How: a task that, once told a request was answered, yields to the scheduler until the spin
 //! time has passed since the last answer. A runtime with a yielded task polls its I/O driver without
 //! blocking, so a request that arrives meanwhile is read at once, on a thread that is still
-//! awake. Each turn also yields the thread to the OS, so a chain worker or the checkpoint thread
-//! that wants the core gets it: `cargo xtask bench api` with one client went from 2,058 to 3,412
-//! `POST`s a second end to end (chain workers storing beside the API) with that yield, and the
-//! API-only rows stayed the same. The cost is bounded: at most the spin time of one core after
-//! each answer, and nothing while no requests come.
+//! awake. The cost is bounded: at most the spin time of one core after each answer, and nothing
+//! while no requests come.
+//!
+//! The thread keeps its core while it polls rather than also yielding it to the OS at each turn
+//! (`sched_yield`), as it once did so a chain worker or the checkpoint thread could have it: a
+//! thread that yielded is still runnable, so when the request comes no wake-up gives it back the
+//! core, and it waits out whatever took it (a `sched_yield` of 4.4 ms in `perf trace` of
+//! one-client cat1 posts). Alternated with the yielding build on one machine: one client's cat1
+//! posts 520–1,194 against 343–1,179 a second (five of six pairs faster), its 5 KB posts
+//! 4,006–5,365 against 2,529–4,606, and the end-to-end 5 KB rows (chain workers storing beside
+//! the API) the same, 1,598–2,043 against 1,510–2,147 (docs/benchmarks.md). A worker that wants
+//! the core waits at most the spin time, or takes the other one.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -63,9 +70,7 @@ impl BusyPoll {
         loop {
             self.answered.notified().await;
             while self.last().is_some_and(|at| at.elapsed() < self.spin) {
-                // The core goes to any other thread that wants it (a chain worker, the broker's
-                // checkpoint): polling only uses time nobody else would.
-                std::thread::yield_now();
+                // Only the runtime's turn: the thread keeps its core (see the module docs).
                 tokio::task::yield_now().await;
             }
         }
