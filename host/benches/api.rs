@@ -21,7 +21,9 @@
 //! `VCON_BENCH_API_SETS` which documents the rows post (`5kb,fake,cat1`; the API-only rows have
 //! no `fake`),
 //! `cargo xtask bench api -- api-only` runs only the API-only rows (and the broker writes), and
-//! `-- broker-only` only the broker writes. Each client is a thread with one keep-alive
+//! `-- broker-only` only the broker writes. `VCON_BENCH_HOST_BIN=PATH` runs another build of
+//! `vcon-host` (another commit's, built beside) in place of this one, so two builds can be
+//! alternated run by run on a machine whose speed drifts (docs/benchmarks.md). Each client is a thread with one keep-alive
 //! connection of `support/load_client.rs` (one write per request). The output opens with what
 //! the machine's page cache and disk did just before the runs and closes with the share of CPU
 //! time the hypervisor took meanwhile, since on a virtual machine those move the figures from
@@ -222,6 +224,14 @@ fn remove_abandoned_scratch() {
 }
 
 /// A `vcon-host run` on a scratch directory.
+/// The `vcon-host` the rows run: this build's, or `VCON_BENCH_HOST_BIN` to compare another.
+fn host_binary() -> PathBuf {
+    std::env::var_os("VCON_BENCH_HOST_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_vcon-host")),
+        PathBuf::from,
+    )
+}
+
 struct Host {
     child: Child,
     base: String,
@@ -231,7 +241,7 @@ impl Host {
     fn start(config: &str) -> Self {
         let dir = scratch_dir();
         std::fs::write(dir.join("config.yml"), config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vcon-host"))
+        let mut child = Command::new(host_binary())
             .args(["--config", "config.yml", "--plugin-dir"])
             .arg(plugin_dir())
             .args(["run", "--bind", "127.0.0.1:0"])

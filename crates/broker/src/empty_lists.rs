@@ -49,7 +49,8 @@ impl EmptyLists {
         self.writes.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Commits so far; read inside a claim's transaction, so it is the count that claim saw.
+    /// Commits so far; read by a claim while it holds the connection, so no commit of this
+    /// handle comes between the read and the claim's look at the lists.
     pub(crate) fn writes(&self) -> u64 {
         self.writes.load(Ordering::Acquire)
     }
