@@ -180,8 +180,9 @@ fn api_only_set(
 
 /// Scratch directories, removed when the bench ends rather than after each run: on an ext4
 /// without a journal (this project's development machine) the kernel skips every inode freed in
-/// the last 30 seconds when it allocates one, so deleting a run's thousands of document files
-/// (`crates/broker/src/documents.rs`) slowed each file the next run created by 300 µs or more.
+/// the last 30 seconds when it allocates one, so deleting a run's thousands of files (the file
+/// storage's, and the broker's documents when each had a file of its own) slowed each file the
+/// next run created by 300 µs or more.
 static SCRATCH: std::sync::Mutex<Vec<tempfile::TempDir>> = std::sync::Mutex::new(Vec::new());
 
 /// What every scratch directory's name starts with, before this process's id.

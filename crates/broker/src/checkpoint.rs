@@ -16,8 +16,9 @@
 //! A round comes every [`INTERVAL`], or sooner once [`BYTES_PER_ROUND`] of frames were written,
 //! so a fast writer cannot carry the WAL far past the limit between two rounds.
 //!
-//! Each round first fsyncs the large documents written as files since the round before
-//! ([`crate::documents`]), so they reach the disk no later than the WAL that names them.
+//! Each round first fsyncs the segments of large documents written since the round before
+//! ([`crate::documents`]), so they reach the disk no later than the WAL that names them, and
+//! removes the segments given up that no row names any more.
 
 use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -56,7 +57,7 @@ pub(crate) struct Checkpointer {
 
 impl Checkpointer {
     /// Starts checkpointing the database at `path`, whose writers all go through `writer`, and
-    /// fsyncing the document files they write to `documents`.
+    /// fsyncing (and reclaiming) the segments they write to `documents`.
     pub(crate) fn start(
         path: &Path,
         writer: Arc<Mutex<Connection>>,
@@ -84,6 +85,7 @@ impl Checkpointer {
                     // to stop.
                     let stopping =
                         !matches!(stopped.recv_timeout(POLL), Err(RecvTimeoutError::Timeout));
+                    documents.start_writeback();
                     let due = last_round.0.elapsed() >= INTERVAL
                         || frames_written().saturating_sub(last_round.1) >= frames_per_round;
                     if !(due || stopping) {
@@ -96,6 +98,7 @@ impl Checkpointer {
                             documents.dir().display()
                         );
                     }
+                    documents.reclaim(|name| crate::sqlite::names_document_file(&conn, name));
                     if let Err(err) = checkpoint(&conn, &writer, wal_limit_pages) {
                         tracing::warn!("checkpointing the broker WAL of {label}: {err}");
                     }

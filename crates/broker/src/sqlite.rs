@@ -6,10 +6,10 @@
 //! default persistence). One connection behind a mutex: SQLite serialises writers anyway, and
 //! every operation here is a handful of indexed statements.
 //!
-//! A document of 64 KiB or more is kept as a file beside the database instead of in its row
-//! ([`crate::documents`]): SQLite would write it twice (WAL, then database) and fsync it twice.
+//! A document of 64 KiB or more is appended to a segment file beside the database instead of
+//! kept in its row ([`crate::documents`]): SQLite would write it twice (WAL, then database) and
+//! fsync it twice.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -17,7 +17,9 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::checkpoint::Checkpointer;
-use crate::documents::{DocumentFile, Documents, ReadError, StagedDocument, LARGE_DOCUMENT_BYTES};
+use crate::documents::{
+    DocumentFile, Documents, ReadError, StagedDocument, WrittenDocument, LARGE_DOCUMENT_BYTES,
+};
 use crate::empty_lists::EmptyLists;
 use crate::{
     now_us, Broker, BrokerError, Claim, ClaimedItem, Finish, HotVcon, IngestBatch, ItemId, ItemKey,
@@ -36,7 +38,8 @@ CREATE TABLE IF NOT EXISTS vcons (
     expires_at_us INTEGER,
     document_file TEXT,
     document_len INTEGER,
-    document_crc32 INTEGER
+    document_crc32 INTEGER,
+    document_offset INTEGER
 );
 CREATE INDEX IF NOT EXISTS vcons_expiry ON vcons(expires_at_us) WHERE expires_at_us IS NOT NULL;
 CREATE TABLE IF NOT EXISTS list_items (
@@ -83,16 +86,22 @@ ALTER TABLE vcons ADD COLUMN document_len INTEGER;
 ALTER TABLE vcons ADD COLUMN document_crc32 INTEGER;
 ";
 
+/// A file made while each large document had a file of its own gets the column that says where
+/// in a segment a document starts. Its rows keep naming their own files (no offset), which read
+/// as before.
+const MIGRATE_DOCUMENT_OFFSET: &str = "ALTER TABLE vcons ADD COLUMN document_offset INTEGER;";
+
 /// Each change of the schema since the first release: the column it adds, and the statements
 /// that bring an older file to it.
-const MIGRATIONS: [(&str, &str, &str); 2] = [
+const MIGRATIONS: [(&str, &str, &str); 3] = [
     ("listing", "terms", MIGRATE_LISTING_TERMS),
     ("vcons", "document_file", MIGRATE_DOCUMENT_FILES),
+    ("vcons", "document_offset", MIGRATE_DOCUMENT_OFFSET),
 ];
 
 /// Applied after [`MIGRATIONS`], which add the column it indexes. Finds the rows that name a
-/// document file (the sweep at start, [`crate::documents::Documents::sweep`]); only large
-/// vCons have an entry.
+/// segment ([`names_document_file`], before a segment is removed); only large vCons have an
+/// entry.
 const DOCUMENT_FILE_INDEX: &str = "CREATE INDEX IF NOT EXISTS vcons_document_file
     ON vcons(document_file) WHERE document_file IS NOT NULL";
 
@@ -131,10 +140,11 @@ pub struct SqliteBroker {
     /// Shared with the checkpoint thread, which holds it to finish a checkpoint with no commit
     /// in between.
     conn: Arc<Mutex<Connection>>,
-    /// Large documents, as files beside the database.
+    /// Large documents, in segment files beside the database.
     documents: Arc<Documents>,
-    /// Checkpoints the WAL off the request path while `run` holds the broker.
-    _checkpointer: Option<Checkpointer>,
+    /// Checkpoints the WAL off the request path while `run` holds the broker; stopped first
+    /// when the handle is dropped ([`Drop for SqliteBroker`](SqliteBroker)).
+    checkpointer: Option<Checkpointer>,
     /// Held by `vcon-host run` so two hosts never recover each other's claims.
     run_lock: Option<std::fs::File>,
     /// Prefixes this handle's claim owners, so [`Broker::requeue_abandoned`] can tell this
@@ -241,7 +251,7 @@ impl SqliteBroker {
             path: path.to_owned(),
             conn,
             documents,
-            _checkpointer: checkpointer,
+            checkpointer,
             run_lock,
             run_id: format!("{:016x}", rand::random::<u64>()),
             empty_lists: EmptyLists::default(),
@@ -301,7 +311,7 @@ impl SqliteBroker {
         let mut select = conn
             .prepare_cached(concat!(
                 "SELECT uuid, json, created_at_us, created_at_offset_s, updated_at_us, subject,
-                    document_file, document_len, document_crc32
+                    document_file, document_len, document_crc32, document_offset
                  FROM vcons WHERE uuid = ?1
                  AND (expires_at_us IS NULL OR expires_at_us > ?2 OR ",
                 still_waiting!(),
@@ -319,11 +329,11 @@ impl SqliteBroker {
             .collect()
     }
 
-    /// The vCon of `row` with its document read from the file the row names, if it names one.
-    /// The connection is not held, so a writer (of this process or another) may replace or
-    /// delete the vCon meanwhile, and its file be removed or written over as a spare: a file
-    /// that is missing or not what the row recorded is only lost if the row, read again, still
-    /// names it; otherwise the row read again is what is answered.
+    /// The vCon of `row` with its document read from the segment the row names, if it names
+    /// one. The connection is not held, so a writer (of this process or another) may replace or
+    /// delete the vCon meanwhile, and its segment be removed: a segment that is missing or not
+    /// what the row recorded is only lost if the row, read again, still names it; otherwise the
+    /// row read again is what is answered.
     fn with_document(
         &self,
         uuid: &str,
@@ -345,7 +355,7 @@ impl SqliteBroker {
                         ..vcon
                     }))
                 }
-                Err(ReadError::Missing) => "its document file is missing".to_owned(),
+                Err(ReadError::Missing) => "its document's file is missing".to_owned(),
                 Err(ReadError::Lost(why)) => why,
             };
             row = self.select_vcons(&[uuid], now)?.pop().flatten();
@@ -359,10 +369,10 @@ impl SqliteBroker {
         Ok(None)
     }
 
-    /// The file of each large document among `vcons`, before the transaction that will record
-    /// it (and outside the connection's lock): the one [`Broker::stage_document`] wrote, else
-    /// one written now; `None` for a document kept in its row. On an error, the files written
-    /// here are given up and the staged ones given back.
+    /// Where each large document among `vcons` is, before the transaction that will record it
+    /// (and outside the connection's lock): where [`Broker::stage_document`] wrote it, else
+    /// where it is written now; `None` for a document kept in its row. On an error, the
+    /// documents written here are given up and the staged ones given back.
     fn write_documents<'v>(
         &self,
         vcons: impl IntoIterator<Item = &'v HotVcon>,
@@ -390,8 +400,8 @@ impl SqliteBroker {
         Ok(files)
     }
 
-    /// Writes one large document to its file.
-    fn write_document(&self, json: &[u8]) -> Result<DocumentFile, BrokerError> {
+    /// Appends one large document to this handle's segment.
+    fn write_document(&self, json: &[u8]) -> Result<WrittenDocument, BrokerError> {
         self.documents
             .write(json)
             .map_err(|source| BrokerError::Document {
@@ -401,29 +411,29 @@ impl SqliteBroker {
             })
     }
 
-    /// Gives up the files [`Self::write_documents`] wrote, and gives back the staged ones it
-    /// took (their owners give them up when dropped).
+    /// Gives up the documents [`Self::write_documents`] wrote, and gives back the staged ones
+    /// it took (their owners give them up when dropped).
     fn undo(&self, files: &[Option<DocumentOf<'_>>]) {
         let mut written = Vec::new();
         for file in files.iter().flatten() {
             match file {
                 DocumentOf::Staged(staged, _) => staged.give_back(),
-                DocumentOf::Written(file) => written.push(file.name.clone()),
+                DocumentOf::Written(written_now) => written.push(written_now.file.name.clone()),
             }
         }
         self.documents.remove(written);
     }
 
-    /// [`Self::write`] for a transaction that records the document files `files` (undone if it
-    /// fails) and may drop others: the body adds the files its rows no longer name, which are
-    /// given up once it is committed.
+    /// [`Self::write`] for a transaction that records the documents `files` (undone if it
+    /// fails) and may drop others: the body adds the segments its rows no longer name, which
+    /// are given up once it is committed.
     fn write_with_documents<T>(
         &self,
         files: &[Option<DocumentOf<'_>>],
         body: impl FnOnce(&Connection, &mut Vec<String>) -> rusqlite::Result<T>,
     ) -> Result<T, BrokerError> {
         let mut unnamed = Vec::new();
-        match self.write(|tx| body(tx, &mut unnamed)) {
+        let written = match self.write(|tx| body(tx, &mut unnamed)) {
             Ok(value) => {
                 self.documents.remove(unnamed);
                 Ok(value)
@@ -432,21 +442,55 @@ impl SqliteBroker {
                 self.undo(files);
                 Err(err)
             }
+        };
+        if self.checkpointer.is_none() {
+            self.reclaim_documents();
+        }
+        written
+    }
+
+    /// Removes the segments given up that are no longer used. The checkpoint thread does it
+    /// each round while `run` holds the broker; a handle without one (`ingest`, the CLI) after
+    /// each write that gave one up, and when it is dropped.
+    fn reclaim_documents(&self) {
+        if self.documents.has_given_up() {
+            let conn = self.conn();
+            self.documents
+                .reclaim(|name| names_document_file(&conn, name));
         }
     }
 }
 
-/// Where a large document of an ingest is: staged before it, or written by it.
+impl Drop for SqliteBroker {
+    /// Stops appending to this handle's segment and removes it if no row names it (every
+    /// document in it replaced or deleted, or none committed), so a handle leaves no segment
+    /// for the next start's sweep. The checkpoint thread goes first: its last round fsyncs
+    /// what is left, and until then it holds the segments it fsyncs.
+    fn drop(&mut self) {
+        self.documents.close();
+        drop(self.checkpointer.take());
+        if let Err(err) = self.documents.sync() {
+            tracing::warn!(
+                "fsyncing the broker documents in {}: {err}",
+                self.documents.dir().display()
+            );
+        }
+        self.reclaim_documents();
+    }
+}
+
+/// Where a large document of an ingest is: staged before it, or written by it (and kept from
+/// removal until the commit that names it, [`WrittenDocument`]).
 enum DocumentOf<'v> {
     Staged(&'v StagedDocument, &'v DocumentFile),
-    Written(DocumentFile),
+    Written(WrittenDocument),
 }
 
 impl DocumentOf<'_> {
     fn file(&self) -> &DocumentFile {
         match self {
             Self::Staged(_, file) => file,
-            Self::Written(file) => file,
+            Self::Written(written) => &written.file,
         }
     }
 }
@@ -477,25 +521,22 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Gives up the document files of ingests that never committed (a process that died between
-/// the two) and adopts an earlier run's spares. At the start of `run` only, and never fatal: a
-/// file left is only disk space.
+/// Whether a `vcons` row names the document file `name`: a segment is only removed once none
+/// does.
+pub(crate) fn names_document_file(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM vcons WHERE document_file = ?1)")?
+        .query_row([name], |row| row.get(0))
+}
+
+/// Removes the document files a process left that died between writing a document and the
+/// commit naming it, or that gave up a segment and stopped before removing it. At the start of
+/// `run` only, and never fatal: a file left is only disk space.
 fn sweep_documents(conn: &Connection, documents: &Documents) {
-    let referenced = conn
-        .prepare("SELECT document_file FROM vcons WHERE document_file IS NOT NULL")
-        .and_then(|mut select| {
-            select
-                .query_map([], |row| row.get::<_, String>(0))?
-                .collect::<rusqlite::Result<HashSet<String>>>()
-        });
-    let swept = referenced
-        .map_err(|err| err.to_string())
-        .and_then(|referenced| documents.sweep(&referenced).map_err(|err| err.to_string()));
-    match swept {
+    match documents.sweep(|name| names_document_file(conn, name)) {
         Ok(0) => {}
         Ok(n) => tracing::info!(
-            "gave up {n} broker document files no vCon names (ingests that never committed, or \
-             spares past the limit) in {}",
+            "removed {n} broker document files no vCon names (ingests that never committed, or \
+             segments given up by a process that stopped) in {}",
             documents.dir().display()
         ),
         Err(err) => tracing::warn!(
@@ -560,7 +601,12 @@ type VconRow = (HotVcon, Option<DocumentFile>);
 /// when it is not in the row.
 fn row_to_vcon(row: &rusqlite::Row<'_>) -> rusqlite::Result<VconRow> {
     let file = match (row.get::<_, Option<String>>(6)?, row.get(7)?, row.get(8)?) {
-        (Some(name), Some(len), Some(crc32)) => Some(DocumentFile { name, len, crc32 }),
+        (Some(name), Some(len), Some(crc32)) => Some(DocumentFile {
+            name,
+            offset: row.get(9)?,
+            len,
+            crc32,
+        }),
         _ => None,
     };
     let vcon = HotVcon {
@@ -606,21 +652,23 @@ fn upsert_vcon(
     let name = file.map(|f| f.name.as_str());
     let len = file.map(|f| f.len);
     let crc32 = file.map(|f| f.crc32);
+    let offset = file.and_then(|f| f.offset);
     let (expires, set_expiry) = match expiry {
         Expiry::Set(expires) => (expires, true),
         Expiry::Keep => (None, false),
     };
     tx.prepare_cached(
         "INSERT INTO vcons (uuid, json, created_at_us, created_at_offset_s, updated_at_us,
-            subject, expires_at_us, document_file, document_len, document_crc32)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+            subject, expires_at_us, document_file, document_len, document_crc32, document_offset)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12)
          ON CONFLICT(uuid) DO UPDATE SET json = excluded.json,
             created_at_us = excluded.created_at_us,
             created_at_offset_s = excluded.created_at_offset_s,
             updated_at_us = excluded.updated_at_us, subject = excluded.subject,
             expires_at_us = CASE WHEN ?11 THEN excluded.expires_at_us ELSE vcons.expires_at_us END,
             document_file = excluded.document_file, document_len = excluded.document_len,
-            document_crc32 = excluded.document_crc32",
+            document_crc32 = excluded.document_crc32,
+            document_offset = excluded.document_offset",
     )?
     .execute(params![
         v.uuid,
@@ -633,7 +681,8 @@ fn upsert_vcon(
         name,
         len,
         crc32,
-        set_expiry
+        set_expiry,
+        offset
     ])?;
     Ok(())
 }
@@ -772,8 +821,11 @@ impl Broker for SqliteBroker {
         if json.len() < LARGE_DOCUMENT_BYTES {
             return Ok(None);
         }
-        let file = self.write_document(json)?;
-        Ok(Some(StagedDocument::new(file, Arc::clone(&self.documents))))
+        let written = self.write_document(json)?;
+        Ok(Some(StagedDocument::new(
+            written,
+            Arc::clone(&self.documents),
+        )))
     }
 
     fn put_vcon(&self, v: &HotVcon) -> Result<(), BrokerError> {
