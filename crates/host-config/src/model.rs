@@ -62,10 +62,11 @@ pub struct HostSettings {
     /// `VCON_MAX_BODY_BYTES`; default 10 MiB); larger ones get `413`.
     pub max_body_bytes: usize,
     /// How long the API thread keeps polling its sockets after an answer before it sleeps
-    /// (`host.api_busy_poll_us`, `VCON_API_BUSY_POLL_US`; default 150 µs, `0` = never): a
+    /// (`host.api_busy_poll_us`, `VCON_API_BUSY_POLL_US`; default 1000 µs, `0` = never): a
     /// client's next request then finds it awake, for up to this much CPU per answer. The
-    /// default is longer than a client on the same machine or network segment takes to send
-    /// its next request, and short enough that a trickle of requests costs little.
+    /// default is longer than a client on the same machine or network segment takes to read a
+    /// large answer and send its next request (a 270 KB vCon each way), and short enough that
+    /// a trickle of requests costs little.
     pub api_busy_poll_us: u64,
 }
 

@@ -349,7 +349,7 @@ impl Reader<'_> {
             retry: RetryPolicy::default(),
             storage_concurrency: 4,
             max_body_bytes: 10 * 1024 * 1024,
-            api_busy_poll_us: 150,
+            api_busy_poll_us: 1000,
         };
         let bind = setting("bind", Some("VCON_HOST_BIND"));
         let token = setting("api_token", Some("CONSERVER_API_TOKEN"));

@@ -334,7 +334,7 @@ host:
         "host:\n  dlq_ttl: 2d\n  retry: {{max_backoff: 500ms, initial_backoff: 0.05}}\n{MINIMAL}"
     );
     let host = load_str(&text, &[]).unwrap().config.host;
-    assert_eq!(host.api_busy_poll_us, 150, "the default");
+    assert_eq!(host.api_busy_poll_us, 1000, "the default");
     assert_eq!(host.dlq_ttl, Some(Duration::from_secs(2 * 86400)));
     assert_eq!(host.retry.max_backoff, Duration::from_millis(500));
     assert_eq!(host.retry.initial_backoff, Duration::from_millis(50));

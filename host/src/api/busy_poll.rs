@@ -23,6 +23,16 @@
 //! 4,006–5,365 against 2,529–4,606, and the end-to-end 5 KB rows (chain workers storing beside
 //! the API) the same, 1,598–2,043 against 1,510–2,147 (docs/benchmarks.md). A worker that wants
 //! the core waits at most the spin time, or takes the other one.
+//!
+//! The spin time counts from when the handler answers, before hyper writes the answer, and the
+//! default (1 ms) leaves room for the write and for the client's turn. At 150 µs (the default
+//! before), `perf trace` of one client posting cat1 (270 KB each way) showed the API thread
+//! asleep in `epoll_wait` 60 µs after each answer's write: the write took 60–90 µs of the
+//! window, and reading the answer and sending the next request took the client longer than the
+//! rest. Alternated on one machine, one-client cat1 posts 1,468–1,622 a second with 1 ms
+//! against 1,330–1,409 with 150 µs, and 1,531–1,671 against 1,365–1,439 with 400 µs; 3 ms was
+//! no faster than 1 ms; 5 KB posts and the end-to-end rows were the same
+//! (docs/benchmarks.md).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
