@@ -69,11 +69,21 @@ pub struct ApiState {
     /// Ingests (`POST /vcon`, external ingress) between their start and their answer: while
     /// there are others, a large body is validated off the API thread.
     pub ingests_in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// Permits to validate a large body off the API thread ([`ApiState::validators`]).
+    pub validating_elsewhere: Arc<tokio::sync::Semaphore>,
     /// Keeps the API thread polling for a moment after each answer.
     pub busy_poll: Arc<busy_poll::BusyPoll>,
 }
 
 impl ApiState {
+    /// Permits for [`ApiState::validating_elsewhere`]: one per core besides the API thread's.
+    /// More validations at once only take turns on the same cores: with 64 clients posting
+    /// cat1, unbounded, the blocking pool grew to over forty threads (docs/benchmarks.md).
+    pub fn validators() -> Arc<tokio::sync::Semaphore> {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Arc::new(tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1)))
+    }
+
     /// The pipeline as it is now.
     pub fn pipeline(&self) -> Arc<Pipeline> {
         Arc::clone(

@@ -46,15 +46,30 @@ const VALIDATE_ELSEWHERE_BYTES: usize = 64 << 10;
 /// [`VALIDATE_ELSEWHERE_BYTES`] or more is validated on the blocking pool instead, on the other
 /// core, and the API thread goes on reading and answering. A lone request, or a small body, is validated inline: the hand-off to another
 /// thread costs tens of microseconds where idle cores sleep, which would only add to its latency.
-async fn validate(bytes: &Bytes, in_flight: &InFlight<'_>) -> Result<HotVcon, ApiError> {
+///
+/// At most one validation per other core runs elsewhere at once
+/// ([`ApiState::validating_elsewhere`]); when they are all taken the API thread validates
+/// this one itself, so both cores validate and neither holds a queue.
+async fn validate(
+    state: &ApiState,
+    bytes: &Bytes,
+    in_flight: &InFlight<'_>,
+) -> Result<HotVcon, ApiError> {
     if bytes.len() < VALIDATE_ELSEWHERE_BYTES || in_flight.others == 0 {
         return parse_vcon(bytes);
     }
+    let Ok(permit) = Arc::clone(&state.validating_elsewhere).try_acquire_owned() else {
+        return parse_vcon(bytes);
+    };
     crate::metrics::global().validated_off_thread.inc();
     let bytes = bytes.clone();
-    tokio::task::spawn_blocking(move || parse_vcon(&bytes))
-        .await
-        .map_err(|err| ApiError::internal(format!("validating the vCon failed: {err}")))?
+    tokio::task::spawn_blocking(move || {
+        let vcon = parse_vcon(&bytes);
+        drop(permit);
+        vcon
+    })
+    .await
+    .map_err(|err| ApiError::internal(format!("validating the vCon failed: {err}")))?
 }
 
 /// [`validate`], and for a large document posted alone its write meanwhile: an embedded broker
@@ -79,7 +94,7 @@ async fn validate_and_stage(
         let bytes = bytes.clone();
         tokio::task::spawn_blocking(move || broker.stage_document(&bytes))
     });
-    let mut vcon = validate(bytes, in_flight).await?;
+    let mut vcon = validate(state, bytes, in_flight).await?;
     if let Some(staging) = staging {
         vcon.staged = staging
             .await

@@ -91,6 +91,7 @@ pub fn run(request: &RunRequest) -> Result<()> {
             plugin_dirs: Arc::from(request.plugin_dirs.as_slice()),
             ingests: Arc::default(),
             ingests_in_flight: Arc::default(),
+            validating_elsewhere: ApiState::validators(),
             busy_poll: Arc::new(BusyPoll::new(Duration::from_micros(
                 config.host.api_busy_poll_us,
             ))),
