@@ -390,9 +390,9 @@ impl Documents {
     /// Starts writing back what was written since the last call, without waiting for it, so the
     /// next [`Self::sync`] finds it (mostly) on the disk. The checkpoint thread calls it every
     /// 10 ms: submitting a round's worth of pages at once (20–50 MB of cat1s in 100 ms) kept
-    /// a core busy for milliseconds, and on two cores the API thread waited that out (a tenth
-    /// of one-client cat1 posts over 1 ms, against a thirtieth with the pages submitted in
-    /// tenths, docs/benchmarks.md). `POSIX_FADV_DONTNEED` starts the writeback of dirty pages
+    /// a core busy for milliseconds, and on two cores the API thread waited that out (9–15 %
+    /// of one-client cat1 posts over 1 ms, against 3–4 % with the pages submitted every 10 ms
+    /// and the blocks allocated up front, docs/benchmarks.md). `POSIX_FADV_DONTNEED` starts the writeback of dirty pages
     /// as `sync_file_range` would, without `unsafe`; the pages stay cached until they are clean
     /// and the round drops them.
     pub(crate) fn start_writeback(&self) {
