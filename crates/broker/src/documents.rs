@@ -10,10 +10,10 @@
 //!
 //! Why segments and not a file per document (the layout before): each file cost a create and,
 //! at the checkpoint thread's next round, an `fdatasync` of its own, each about three
-//! synchronous writes to the disk (data, inode, cache flush). With one client posting cat1s
-//! those fsyncs took 22.7 % of the host's samples in `perf`, and the creates another few. A
-//! segment is created once per [`SEGMENT_BYTES`] and fsynced once a round, however many
-//! documents went into it (docs/benchmarks.md has the figures).
+//! synchronous writes to the disk (data, inode, cache flush). A segment is created once per
+//! [`SEGMENT_BYTES`] and fsynced once a round, however many documents went into it: with one
+//! client posting cat1s, 609–644 µs of host CPU per request against 746–819 µs with a file per
+//! document, in alternated runs of `cargo xtask bench api` (docs/benchmarks.md).
 //!
 //! A segment is only appended to, never written over: a reader that found a row reads the bytes
 //! that row recorded, or, if the segment was removed since (every document in it replaced or
@@ -392,9 +392,9 @@ impl Documents {
     /// 10 ms: submitting a round's worth of pages at once (20–50 MB of cat1s in 100 ms) kept
     /// a core busy for milliseconds, and on two cores the API thread waited that out (9–15 %
     /// of one-client cat1 posts over 1 ms, against 3–4 % with the pages submitted every 10 ms
-    /// and the blocks allocated up front, docs/benchmarks.md). `POSIX_FADV_DONTNEED` starts the writeback of dirty pages
-    /// as `sync_file_range` would, without `unsafe`; the pages stay cached until they are clean
-    /// and the round drops them.
+    /// and the blocks allocated up front, docs/benchmarks.md). [`drop_cached`] starts the
+    /// writeback as `sync_file_range` would, without `unsafe`; the pages stay cached until
+    /// they are clean and the round drops them.
     pub(crate) fn start_writeback(&self) {
         let ranges: Vec<(Arc<Segment>, u64, u64)> = self
             .unsynced()
@@ -406,12 +406,7 @@ impl Documents {
             })
             .collect();
         for (segment, from, to) in ranges {
-            let _ = rustix::fs::fadvise(
-                &segment.file,
-                from,
-                std::num::NonZeroU64::new(to - from),
-                rustix::fs::Advice::DontNeed,
-            );
+            drop_cached(&segment.file, from, to - from);
         }
     }
 
@@ -691,13 +686,19 @@ impl Documents {
 /// error.
 fn sync_and_drop(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
     file.sync_data()?;
+    drop_cached(file, offset, len);
+    Ok(())
+}
+
+/// `POSIX_FADV_DONTNEED` of `len` bytes from `offset`: drops the clean pages from the page
+/// cache and starts the writeback of the dirty ones. Advice, so a failure is no error.
+fn drop_cached(file: &File, offset: u64, len: u64) {
     let _ = rustix::fs::fadvise(
         file,
         offset,
         std::num::NonZeroU64::new(len),
         rustix::fs::Advice::DontNeed,
     );
-    Ok(())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -67,6 +67,15 @@ fn bytes_at(broker: &Path, i: usize) -> Vec<u8> {
     bytes
 }
 
+/// The hot copy of vCon `i`, which must be there.
+fn hot_json(broker: &SqliteBroker, i: usize) -> bytes::Bytes {
+    broker.get_vcons(&[&uuid(i)]).unwrap()[0]
+        .as_ref()
+        .expect("the hot copy")
+        .json
+        .clone()
+}
+
 fn setup() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broker.sqlite");
@@ -360,23 +369,11 @@ fn a_broker_file_from_before_document_files_is_migrated_on_open() {
         .unwrap();
     }
     let broker = SqliteBroker::open(&path).unwrap();
-    assert_eq!(
-        broker.get_vcons(&[&uuid(1)]).unwrap()[0]
-            .as_ref()
-            .unwrap()
-            .json,
-        hot(&uuid(1)).json
-    );
+    assert_eq!(hot_json(&broker, 1), hot(&uuid(1)).json);
     let big = large(&uuid(1), 100, 'm');
     broker.put_vcon(&big).unwrap();
     assert_eq!(segments(&path).len(), 1);
-    assert_eq!(
-        broker.get_vcons(&[&uuid(1)]).unwrap()[0]
-            .as_ref()
-            .unwrap()
-            .json,
-        big.json
-    );
+    assert_eq!(hot_json(&broker, 1), big.json);
     drop(broker);
     drop(SqliteBroker::open(&path).unwrap());
 }
@@ -425,13 +422,7 @@ fn a_document_file_of_its_own_from_before_segments_still_reads_and_goes_with_its
     assert!(!names(&path).contains(&old_names[0].to_owned()));
     broker.put_vcon(&large(&uuid(2), 95, 'n')).unwrap();
     assert_eq!(names(&path), segments(&path), "{:?}", names(&path));
-    assert_eq!(
-        broker.get_vcons(&[&uuid(2)]).unwrap()[0]
-            .as_ref()
-            .unwrap()
-            .json,
-        large(&uuid(2), 95, 'n').json
-    );
+    assert_eq!(hot_json(&broker, 2), large(&uuid(2), 95, 'n').json);
 }
 
 #[test]
@@ -461,13 +452,7 @@ fn a_staged_document_is_recorded_by_its_ingest_and_given_up_if_never_ingested() 
         .unwrap();
     drop(big);
     assert_eq!(place_of(&path, 1).1, Some(0));
-    assert_eq!(
-        broker.get_vcons(&[&uuid(1)]).unwrap()[0]
-            .as_ref()
-            .unwrap()
-            .json,
-        large(&uuid(1), 120, 'g').json
-    );
+    assert_eq!(hot_json(&broker, 1), large(&uuid(1), 120, 'g').json);
 
     // Staged for an ingest that failed: kept while its vCon may be ingested again, and that
     // ingest records it.
