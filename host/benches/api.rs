@@ -82,9 +82,10 @@ chains:
 /// per second. With one client the mean is what sets the rate; its distance from the p50 is the
 /// pauses (checkpoints, the disk, the scheduler), and the `>1 ms` column says how much of all the
 /// requests' time was spent beyond 1 ms in the requests that took longer. For a server whose
-/// process is known (`server`), the last column is the CPU time its threads spent per request:
-/// on a virtual machine whose speed moves from one run to the next, that moves far less than the
-/// rate, so it is the figure to compare two builds by.
+/// process is known (`server`), the `CPU/req` column is the CPU time its threads spent per
+/// request: on a virtual machine whose speed moves from one run to the next, that moves far less
+/// than the rate, so it is the figure to compare two builds by. The last column is what the load
+/// client spent per request (all its threads), on the same two cores.
 fn api_only_row(
     label: &str,
     url: &str,
@@ -94,7 +95,11 @@ fn api_only_row(
 ) -> f64 {
     let total = docs.len();
     let cpu_before = server.map(|pid| (pid, process_cpu(pid)));
-    let (elapsed, latencies) = post_all(url, docs, clients);
+    let Posted {
+        elapsed,
+        latencies,
+        client_cpu,
+    } = post_all(url, docs, clients);
     let cpu_per_request = cpu_before
         .map(|(pid, before)| micros(process_cpu(pid).saturating_sub(before) / total as u32))
         .unwrap_or_else(|| "-".to_owned());
@@ -103,7 +108,7 @@ fn api_only_row(
     let all: Duration = latencies.iter().sum();
     let rate = total as f64 / elapsed.as_secs_f64();
     println!(
-        "{:<22} {:>8} {:>12.0} {:>10} {:>10} {:>10} {:>10} {:>9.1}% {:>10}",
+        "{:<22} {:>8} {:>12.0} {:>10} {:>10} {:>10} {:>10} {:>9.1}% {:>10} {:>10}",
         label,
         clients,
         rate,
@@ -112,7 +117,8 @@ fn api_only_row(
         micros(percentile(&latencies, 0.99)),
         micros(latencies[latencies.len() - 1]),
         100.0 * beyond.as_secs_f64() / all.as_secs_f64(),
-        cpu_per_request
+        cpu_per_request,
+        micros(client_cpu / total as u32)
     );
     rate
 }
@@ -144,8 +150,17 @@ fn api_only_set(
 ) {
     println!("\nPOST /vcon of {label}, the API only (nothing consumes the list)");
     println!(
-        "{:<22} {:>8} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "server", "clients", "posts/s", "p50", "mean", "p99", "max", ">1 ms", "CPU/req"
+        "{:<22} {:>8} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "server",
+        "clients",
+        "posts/s",
+        "p50",
+        "mean",
+        "p99",
+        "max",
+        ">1 ms",
+        "CPU/req",
+        "client CPU"
     );
     for &clients in client_counts {
         let mut ratios = Vec::new();
@@ -345,9 +360,27 @@ struct Figures {
     stored_per_s: f64,
 }
 
-/// Posts every document from `clients` keep-alive connections to `url`; answers how long it
-/// took and every request's latency, sorted.
-fn post_all(url: &str, docs: Vec<Vec<u8>>, clients: usize) -> (Duration, Vec<Duration>) {
+/// What [`post_all`] measured.
+struct Posted {
+    elapsed: Duration,
+    /// Every request's latency, sorted.
+    latencies: Vec<Duration>,
+    /// The CPU time the client threads spent, all together: what the load generator itself
+    /// costs the machine the server runs on.
+    client_cpu: Duration,
+}
+
+/// The CPU time the calling thread has run so far (`/proc/thread-self/schedstat`, in
+/// nanoseconds; zero off Linux).
+fn thread_cpu() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|line| line.split_whitespace().next()?.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_nanos)
+}
+
+/// Posts every document from `clients` keep-alive connections to `url`.
+fn post_all(url: &str, docs: Vec<Vec<u8>>, clients: usize) -> Posted {
     let docs = Arc::new(docs);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let url = url.to_owned();
@@ -356,12 +389,13 @@ fn post_all(url: &str, docs: Vec<Vec<u8>>, clients: usize) -> (Duration, Vec<Dur
         .map(|_| {
             let (docs, next, url) = (Arc::clone(&docs), Arc::clone(&next), url.clone());
             std::thread::spawn(move || {
+                let cpu_before = thread_cpu();
                 let mut poster = Poster::connect(&url);
                 let mut latencies = Vec::new();
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(doc) = docs.get(i) else {
-                        return latencies;
+                        return (latencies, thread_cpu().saturating_sub(cpu_before));
                     };
                     let sent = Instant::now();
                     assert_eq!(poster.post(doc), 201);
@@ -370,12 +404,20 @@ fn post_all(url: &str, docs: Vec<Vec<u8>>, clients: usize) -> (Duration, Vec<Dur
             })
         })
         .collect();
-    let mut latencies: Vec<Duration> = threads
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect();
+    let mut latencies = Vec::new();
+    let mut client_cpu = Duration::ZERO;
+    for thread in threads {
+        let (times, cpu) = thread.join().unwrap();
+        latencies.extend(times);
+        client_cpu += cpu;
+    }
+    let elapsed = started.elapsed();
     latencies.sort();
-    (started.elapsed(), latencies)
+    Posted {
+        elapsed,
+        latencies,
+        client_cpu,
+    }
 }
 
 fn run(docs: Vec<Vec<u8>>, clients: usize) -> Figures {
@@ -383,7 +425,11 @@ fn run(docs: Vec<Vec<u8>>, clients: usize) -> Figures {
     let total = docs.len();
     let started = Instant::now();
     let url = format!("{}/api/vcon?ingress_lists=in", host.base);
-    let (posted, latencies) = post_all(&url, docs, clients);
+    let Posted {
+        elapsed: posted,
+        latencies,
+        ..
+    } = post_all(&url, docs, clients);
     // Stored: every vCon is on the egress list once both storages have it.
     let agent = agent();
     let count_url = format!("{}/api/vcon/count?egress_list=out", host.base);
