@@ -22,8 +22,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
 
+use super::body::read_body;
 use super::openapi::{Health, Version};
-use super::vcons::read_body;
 use super::{blocking, ApiError, ApiState};
 
 /// The commit the binary was built from (`VCON_GIT_COMMIT` at build time), for the

@@ -8,8 +8,9 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 
+use super::body::read_body;
 use super::routes::Params;
-use super::vcons::{read_body, uuid_param};
+use super::vcons::uuid_param;
 use super::{blocking, ApiError, ApiState};
 use crate::broker;
 use crate::commands::dlq;

@@ -6,11 +6,13 @@
 //! - [`auth`] checks `x-conserver-api-token` (and the per-list keys of `ingress_auth`) in
 //!   constant time; with no token configured the API is open, which [`check_bind`] only allows
 //!   on a loopback address;
-//! - [`vcons`], [`lists`] and [`admin`] are the handlers; [`error`] is the JSON error body
+//! - [`vcons`], [`lists`] and [`admin`] are the handlers, reading bodies with [`body`];
+//!   [`error`] is the JSON error body
 //!   (`{"detail": ...}`, FastAPI's shape, so clients that read `detail` keep working);
 //! - [`openapi`] is the OpenAPI document generated from the handlers' annotations;
 //! - [`server`] runs it on a thread of its own, and [`busy_poll`] keeps that thread awake for a
-//!   moment after each answer, so a client's next request does not wait for it to wake.
+//!   moment after each answer, so a client's next request does not wait for it to wake;
+//!   [`stager`] writes a large posted document on another thread while it is validated.
 //!
 //! Handlers call the synchronous broker and storages inside `block_in_place`: the embedded broker
 //! answers in microseconds, a storage read-back may take a network round trip, and either way
@@ -27,6 +29,7 @@
 
 pub mod admin;
 pub mod auth;
+mod body;
 pub mod busy_poll;
 pub mod error;
 pub mod group_commit;
@@ -34,6 +37,7 @@ pub mod lists;
 pub mod openapi;
 pub mod routes;
 pub mod server;
+pub mod stager;
 pub mod vcons;
 
 use std::net::SocketAddr;
@@ -73,6 +77,9 @@ pub struct ApiState {
     pub validating_elsewhere: Arc<tokio::sync::Semaphore>,
     /// Keeps the API thread polling for a moment after each answer.
     pub busy_poll: Arc<busy_poll::BusyPoll>,
+    /// Writes a large document posted alone while it is validated; `None` for a broker that
+    /// keeps every document in its rows (Redis).
+    pub stager: Option<Arc<stager::Stager>>,
 }
 
 impl ApiState {

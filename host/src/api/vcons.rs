@@ -8,27 +8,11 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::body::read_body;
 use super::group_commit::Ingest;
 use super::routes::Params;
 use super::{auth, blocking, ApiError, ApiState};
 use crate::broker::{now_us, HotVcon, ListingPage};
-
-/// Reads a request body up to `limit` bytes (`413` beyond), after the handler has checked
-/// what it must check first (the external-ingress key).
-pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|err| {
-        let too_large = std::error::Error::source(&err)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            ApiError::too_large(limit)
-        } else {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("could not read the request body: {err}"),
-            )
-        }
-    })
-}
 
 /// A vCon from the request body: validated, index fields extracted. The body's buffer becomes
 /// the hot-store document as it is (a clone of `Bytes` shares it).
@@ -73,15 +57,15 @@ async fn validate(
 }
 
 /// [`validate`], and for a large document posted alone its write meanwhile: an embedded broker
-/// that keeps large documents as files writes this one on the blocking pool while the API thread
-/// validates it ([`crate::broker::Broker::stage_document`]), so the file's write and CRC take
-/// the idle core instead of adding to the request (one-client cat1 p50 540–661 µs without,
-/// 436–477 µs with, in `cargo xtask bench api`). While other ingests are
-/// in flight no core is idle, and the extra hand-off only costs: cat1 with 64 clients went from
-/// 1,632–1,842 to 1,228–1,687 requests/s when every large post staged its document (docs/benchmarks.md).
-/// A document found invalid leaves nothing behind: its staged file is given up when the staging's
-/// result is dropped. A staging that failed leaves the write to the ingest, which reports the
-/// error.
+/// that keeps large documents as files writes this one on the [`super::stager`] thread while the
+/// API thread validates it ([`crate::broker::Broker::stage_document`]), so the file's write and
+/// CRC take the idle core instead of adding to the request (one-client cat1 p50 540–661 µs
+/// without, 436–477 µs with, in `cargo xtask bench api`). While other ingests are in flight no
+/// core is idle, and the extra hand-off only costs: cat1 with 64 clients went from 1,632–1,842
+/// to 1,228–1,687 requests/s when every large post staged its document (docs/benchmarks.md).
+/// A document found invalid leaves nothing behind: its staged file is given up when the
+/// staging's result is dropped. A staging that failed leaves the write to the ingest, which
+/// reports the error.
 async fn validate_and_stage(
     state: &ApiState,
     bytes: &Bytes,
@@ -89,22 +73,13 @@ async fn validate_and_stage(
 ) -> Result<HotVcon, ApiError> {
     let alone = in_flight.others == 0;
     let large = bytes.len() >= VALIDATE_ELSEWHERE_BYTES;
-    let staging = (alone && large && state.broker.is_local()).then(|| {
-        let broker = Arc::clone(&state.broker);
-        let bytes = bytes.clone();
-        tokio::task::spawn_blocking(move || broker.stage_document(&bytes))
-    });
+    let staging = match &state.stager {
+        Some(stager) if alone && large => Some(stager.stage(bytes.clone())),
+        _ => None,
+    };
     let mut vcon = validate(state, bytes, in_flight).await?;
     if let Some(staging) = staging {
-        vcon.staged = staging
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten()
-            .map(Arc::new);
-        if vcon.staged.is_some() {
-            crate::metrics::global().documents_staged.inc();
-        }
+        vcon.staged = staging.await.map(Arc::new);
     }
     Ok(vcon)
 }

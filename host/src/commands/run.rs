@@ -13,6 +13,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::api::busy_poll::BusyPoll;
+use crate::api::stager::Stager;
 use crate::api::{self, ApiServer, ApiState};
 use crate::app;
 use crate::broker::Broker;
@@ -83,6 +84,17 @@ pub fn run(request: &RunRequest) -> Result<()> {
             .map_err(|_| anyhow!("pipeline lock poisoned"))?
             .config,
     );
+    let busy_poll = Duration::from_micros(config.host.api_busy_poll_us);
+    // Without it the API still works: large documents are written by their ingest.
+    let stager = broker
+        .is_local()
+        .then(|| Stager::start(Arc::clone(&broker), busy_poll))
+        .and_then(|started| {
+            started
+                .map_err(|err| tracing::warn!("no document stager thread: {err}"))
+                .ok()
+        })
+        .map(Arc::new);
     let api = match ApiServer::start(
         ApiState {
             broker: Arc::clone(&broker),
@@ -92,9 +104,8 @@ pub fn run(request: &RunRequest) -> Result<()> {
             ingests: Arc::default(),
             ingests_in_flight: Arc::default(),
             validating_elsewhere: ApiState::validators(),
-            busy_poll: Arc::new(BusyPoll::new(Duration::from_micros(
-                config.host.api_busy_poll_us,
-            ))),
+            busy_poll: Arc::new(BusyPoll::new(busy_poll)),
+            stager,
         },
         bind,
     ) {
