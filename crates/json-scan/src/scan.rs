@@ -17,6 +17,8 @@ pub(crate) fn members(
         key: "",
         value_start: 0,
         members: Vec::with_capacity(16),
+        scalars: 0,
+        block_base: 0,
     };
     let mut masks = [Masks::default(); CHUNK_BLOCKS];
     let mut base = 0;
@@ -81,6 +83,10 @@ struct Scan<'a> {
     key: &'a str,
     value_start: usize,
     members: Vec<Member<'a>>,
+    /// The current block's bytes that belong to numbers and literals, and where it starts: a
+    /// scalar token's length, when it ends inside the block, is read off them.
+    scalars: u64,
+    block_base: usize,
 }
 
 impl<'a> Scan<'a> {
@@ -105,6 +111,8 @@ impl<'a> Scan<'a> {
         let other = !(masks.structural | masks.whitespace | masks.quote | in_string);
         let scalar_starts = other & !((other << 1) | self.carry.scalar);
         self.carry.scalar = other >> 63;
+        self.scalars = other;
+        self.block_base = base;
         let mut tokens = (masks.structural & !in_string) | (quotes & in_string) | scalar_starts;
         while tokens != 0 {
             let at = base + tokens.trailing_zeros() as usize;
@@ -221,11 +229,33 @@ impl<'a> Scan<'a> {
             b'"' => self.state = State::AfterValue,
             b'}' | b']' | b':' | b',' => return None,
             _ => {
-                scalar_end(self.text.as_bytes(), at)?;
+                self.scalar(at)?;
                 self.state = State::AfterValue;
             }
         }
         Some(())
+    }
+
+    /// The number or literal starting at `at`. When it ends inside this block its length is
+    /// known from the masks (the run of scalar bytes stops at whitespace, a structural character
+    /// or a quote), and the usual number (digits, at most one fraction, within 16 bytes) is
+    /// checked by [`short_number`] without a branch per byte or per part; anything else goes
+    /// through [`scalar_end`].
+    #[inline(always)]
+    fn scalar(&self, at: usize) -> Option<()> {
+        let bytes = self.text.as_bytes();
+        let run = !self.scalars >> (at - self.block_base);
+        let length = run.trailing_zeros() as usize;
+        if run != 0 && length <= 16 {
+            if let Some(window) = bytes.get(at..at + 16) {
+                let mut window16 = [0; 16];
+                window16.copy_from_slice(window);
+                if short_number(window16, length) {
+                    return Some(());
+                }
+            }
+        }
+        scalar_end(bytes, at).map(|_| ())
     }
 
     /// `}` or `]` at `at`, which must close the innermost container.
@@ -289,6 +319,36 @@ fn prefix_xor(mut x: u64) -> u64 {
     x ^= x << 16;
     x ^= x << 32;
     x
+}
+
+/// Whether the first `length` bytes of `window` (1 to 16) are a number with no exponent:
+/// `-`? (`0` | [1-9][0-9]*) (`.` [0-9]+)?. `false` means "not one of those", not "invalid": an
+/// exponent, a literal or an error is left to [`scalar_end`].
+///
+/// The 16 bytes are one `u128`: a SWAR test marks each byte that is not a digit (as [`digits`]
+/// does for eight), the sign is unmarked, and the marks left must be none (an integer) or one
+/// `.` with digits on both sides; each part is a compare, not a branch, so the mix of integers
+/// and fractions of varying lengths in a transcript costs no mispredictions.
+#[inline(always)]
+fn short_number(window: [u8; 16], length: usize) -> bool {
+    const LOW7: u128 = u128::from_ne_bytes([0x7f; 16]);
+    const ZEROS: u128 = u128::from_ne_bytes([b'0'; 16]);
+    const TENS: u128 = u128::from_ne_bytes([0x76; 16]);
+    const HIGH: u128 = u128::from_ne_bytes([0x80; 16]);
+    debug_assert!((1..=16).contains(&length));
+    let x = u128::from_le_bytes(window) ^ ZEROS;
+    let sign = usize::from(window[0] == b'-');
+    let in_token = u128::MAX >> (128 - 8 * length.clamp(1, 16));
+    let not_digit = (((x & LOW7) + TENS) | x) & HIGH & in_token & !((sign as u128) << 7);
+    // Where the integer part ends: the first mark, or the token's end.
+    let integer_end = ((not_digit.trailing_zeros() / 8) as usize).min(length);
+    let integer_digits = integer_end - sign;
+    let leading_zero = (window[sign] == b'0') & (integer_digits > 1);
+    let integer = (integer_digits > 0) & !leading_zero;
+    let only_digits = not_digit == 0;
+    let one_mark = not_digit & not_digit.wrapping_sub(1) == 0;
+    let fraction = one_mark & (window.get(integer_end) == Some(&b'.')) & (integer_end + 1 < length);
+    integer & (only_digits | fraction)
 }
 
 /// Checks the number or literal starting at `at`, which must run up to whitespace, a
@@ -372,4 +432,70 @@ fn digits(bytes: &[u8], mut at: usize) -> usize {
         at += 1;
     }
     at
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every token of up to six bytes over the bytes that matter to a number: the fast path may
+    /// only say yes where the full check says the whole token is a number.
+    #[test]
+    fn short_number_agrees_with_the_full_check() {
+        const ALPHABET: &[u8] = b"0159-+.eEx ";
+        let mut token = Vec::new();
+        let mut accepted = 0;
+        for length in 1..=6_usize {
+            let mut digits = vec![0_usize; length];
+            loop {
+                token.clear();
+                token.extend(digits.iter().map(|&d| ALPHABET[d]));
+                let mut window = [b'!'; 16];
+                window[..length].copy_from_slice(&token);
+                let full = number(&token, 0) == Some(length);
+                let fast = short_number(window, length);
+                assert!(
+                    !fast || full,
+                    "fast path accepted {:?}",
+                    String::from_utf8_lossy(&token)
+                );
+                // Exponent-free numbers are exactly what the fast path is for.
+                let no_exponent = !token.iter().any(|b| matches!(b, b'e' | b'E'));
+                assert_eq!(
+                    fast,
+                    full && no_exponent,
+                    "{:?}",
+                    String::from_utf8_lossy(&token)
+                );
+                accepted += usize::from(fast);
+                // Next token, like an odometer.
+                let Some(place) = digits.iter().rposition(|&d| d + 1 < ALPHABET.len()) else {
+                    break;
+                };
+                digits[place] += 1;
+                digits[place + 1..].fill(0);
+            }
+        }
+        assert!(accepted > 1000, "only {accepted} numbers seen");
+    }
+
+    #[test]
+    fn short_number_reads_only_its_length() {
+        let mut window = *b"12.5,999999999999";
+        window[15] = b'9';
+        let window: [u8; 16] = window[..16].try_into().unwrap();
+        assert!(short_number(window, 4));
+        assert!(
+            !short_number(window, 5),
+            "the comma is inside a 5-byte token"
+        );
+        let sixteen = *b"-1234567.8901234";
+        assert!(short_number(sixteen, 16));
+        assert!(!short_number(*b"-01.5           ", 5), "leading zero");
+        assert!(!short_number(*b"1.              ", 2), "empty fraction");
+        assert!(!short_number(*b".5              ", 2), "empty integer");
+        assert!(!short_number(*b"-               ", 1), "a sign alone");
+        assert!(short_number(*b"0               ", 1));
+        assert!(short_number(*b"-0.0            ", 4));
+    }
 }
