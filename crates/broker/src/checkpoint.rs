@@ -86,6 +86,7 @@ impl Checkpointer {
                     let stopping =
                         !matches!(stopped.recv_timeout(POLL), Err(RecvTimeoutError::Timeout));
                     documents.start_writeback();
+                    documents.prepare_next_segment();
                     let due = last_round.0.elapsed() >= INTERVAL
                         || frames_written().saturating_sub(last_round.1) >= frames_per_round;
                     if !(due || stopping) {
