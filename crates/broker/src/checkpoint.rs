@@ -47,6 +47,15 @@ const BYTES_PER_ROUND: i64 = 32 << 20;
 /// file's size do not depend on the database's page size.
 const WAL_LIMIT_BYTES: i64 = 64 << 20;
 
+/// How many checkpoints beside the writers may follow the first of a round that found the WAL
+/// over its limit ([`checkpoint`]): a bound for writers that append faster than the copy goes.
+const CATCH_UP_ROUNDS: usize = 3;
+
+/// A checkpoint beside the writers that took longer than this is followed by another before
+/// the writers are held off ([`checkpoint`]): about the time of the fsyncs every checkpoint
+/// ends with, below which another copy would not shorten the pause.
+const CATCH_UP_ABOVE: Duration = Duration::from_millis(2);
+
 /// The checkpoint thread of a broker opened for `run`; stops (after a last checkpoint) when
 /// dropped.
 #[derive(Debug)]
@@ -130,13 +139,30 @@ impl Drop for Checkpointer {
 
 /// One round: a `PASSIVE` checkpoint beside the writers, then, if the WAL holds `limit` pages
 /// or more, another with the writers held off.
+///
+/// Before the writers are held off, further checkpoints beside them copy what they appended
+/// during the one before, as long as that took over [`CATCH_UP_ABOVE`] (at most
+/// [`CATCH_UP_ROUNDS`] of them): each has less to copy than the last, so the pause copies only
+/// the frames of the last and is mostly its fsyncs. With one, the pause copied everything
+/// appended while the first copied 100 ms of WAL: one client posting 5 KB vCons appends the 64
+/// MiB limit about every round, and spent 5.6–6.7 % of its time in requests over 1 ms.
 fn checkpoint(
     conn: &Connection,
     writer: &Mutex<Connection>,
     limit: i64,
 ) -> Result<(), rusqlite::Error> {
+    let started = Instant::now();
     if passive(conn)? < limit {
         return Ok(());
+    }
+    let mut last = started.elapsed();
+    for _ in 0..CATCH_UP_ROUNDS {
+        if last <= CATCH_UP_ABOVE {
+            break;
+        }
+        let started = Instant::now();
+        passive(conn)?;
+        last = started.elapsed();
     }
     // Everything may be copied already, yet a commit since has appended to the WAL: only a
     // round with the writers held off leaves nothing uncopied for the next commit to find.
