@@ -19,7 +19,7 @@
 //! busy-poll: a thread woken on this core (the client reading its answer, a chain worker, the
 //! checkpoint thread) must get it at once. Looking with a bare spin-loop hint instead, the
 //! woken client sometimes waited out the stager's time slice, and the p99 of those runs rose
-//! from 1.2–1.5 ms to 2.1–3.4 ms. The cost is bounded like the busy-poll's: at most the poll
+//! from 1.3–1.9 ms to 2.1–3.4 ms. The cost is bounded like the busy-poll's: at most the poll
 //! time of a core that others may take, after each large document, and nothing while none come.
 
 use std::future::Future;
