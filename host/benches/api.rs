@@ -131,10 +131,20 @@ fn process_cpu(pid: u32) -> Duration {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
     let nanos: u64 = tasks
         .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
-        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+        .filter_map(|task| schedstat_nanos(&task.path().join("schedstat")))
         .sum();
     Duration::from_nanos(nanos)
+}
+
+/// The first field of a `schedstat` file: the nanoseconds its thread has run (`None` when
+/// unreadable, as off Linux or for a thread that just ended).
+fn schedstat_nanos(path: &std::path::Path) -> Option<u64> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The API-only rows of one document: for each client count, `rounds` runs of vcon-host, each
@@ -373,9 +383,7 @@ struct Posted {
 /// The CPU time the calling thread has run so far (`/proc/thread-self/schedstat`, in
 /// nanoseconds; zero off Linux).
 fn thread_cpu() -> Duration {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|line| line.split_whitespace().next()?.parse().ok())
+    schedstat_nanos("/proc/thread-self/schedstat".as_ref())
         .map_or(Duration::ZERO, Duration::from_nanos)
 }
 
