@@ -84,8 +84,11 @@ chains:
 /// requests' time was spent beyond 1 ms in the requests that took longer. For a server whose
 /// process is known (`server`), the `CPU/req` column is the CPU time its threads spent per
 /// request: on a virtual machine whose speed moves from one run to the next, that moves far less
-/// than the rate, so it is the figure to compare two builds by. The last column is what the load
-/// client spent per request (all its threads), on the same two cores.
+/// than the rate, so it is the figure to compare two builds by. The last two columns are the load
+/// client's, per request (all its threads, on the same two cores): the CPU it spent, and how long
+/// it waited to run once it could (`client wait`: woken by the answer, or preempted). On a
+/// virtual machine whose idle vCPUs halt, that wait is the wake-up of a halted vCPU, a cost the
+/// compared server pays as well, and with one client it is a fixed part of every request.
 fn api_only_row(
     label: &str,
     url: &str,
@@ -98,7 +101,7 @@ fn api_only_row(
     let Posted {
         elapsed,
         latencies,
-        client_cpu,
+        client,
     } = post_all(url, docs, clients);
     let cpu_per_request = cpu_before
         .map(|(pid, before)| micros(process_cpu(pid).saturating_sub(before) / total as u32))
@@ -108,7 +111,7 @@ fn api_only_row(
     let all: Duration = latencies.iter().sum();
     let rate = total as f64 / elapsed.as_secs_f64();
     println!(
-        "{:<22} {:>8} {:>12.0} {:>10} {:>10} {:>10} {:>10} {:>9.1}% {:>10} {:>10}",
+        "{:<22} {:>8} {:>12.0} {:>10} {:>10} {:>10} {:>10} {:>9.1}% {:>10} {:>10} {:>11}",
         label,
         clients,
         rate,
@@ -118,7 +121,8 @@ fn api_only_row(
         micros(latencies[latencies.len() - 1]),
         100.0 * beyond.as_secs_f64() / all.as_secs_f64(),
         cpu_per_request,
-        micros(client_cpu / total as u32)
+        micros(client.ran / total as u32),
+        micros(client.waited / total as u32)
     );
     rate
 }
@@ -131,20 +135,48 @@ fn process_cpu(pid: u32) -> Duration {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
     let nanos: u64 = tasks
         .flatten()
-        .filter_map(|task| schedstat_nanos(&task.path().join("schedstat")))
+        .filter_map(|task| schedstat(&task.path().join("schedstat")))
+        .map(|times| times.ran.as_nanos() as u64)
         .sum();
     Duration::from_nanos(nanos)
 }
 
-/// The first field of a `schedstat` file: the nanoseconds its thread has run (`None` when
-/// unreadable, as off Linux or for a thread that just ended).
-fn schedstat_nanos(path: &std::path::Path) -> Option<u64> {
-    std::fs::read_to_string(path)
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+/// What a thread's `schedstat` file says: how long it has run, and how long it has waited to
+/// run while runnable. `ThreadTimes::default()` (zero) off Linux.
+#[derive(Debug, Default, Clone, Copy)]
+struct ThreadTimes {
+    ran: Duration,
+    waited: Duration,
+}
+
+impl std::ops::Sub for ThreadTimes {
+    type Output = Self;
+    fn sub(self, earlier: Self) -> Self {
+        Self {
+            ran: self.ran.saturating_sub(earlier.ran),
+            waited: self.waited.saturating_sub(earlier.waited),
+        }
+    }
+}
+
+impl std::ops::AddAssign for ThreadTimes {
+    fn add_assign(&mut self, other: Self) {
+        self.ran += other.ran;
+        self.waited += other.waited;
+    }
+}
+
+/// The first two fields of a `schedstat` file, in nanoseconds (`None` when unreadable, as off
+/// Linux or for a thread that just ended).
+fn schedstat(path: &std::path::Path) -> Option<ThreadTimes> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    let ran = fields.next()?.ok()?;
+    let waited = fields.next()?.ok()?;
+    Some(ThreadTimes {
+        ran: Duration::from_nanos(ran),
+        waited: Duration::from_nanos(waited),
+    })
 }
 
 /// The API-only rows of one document: for each client count, `rounds` runs of vcon-host, each
@@ -160,7 +192,7 @@ fn api_only_set(
 ) {
     println!("\nPOST /vcon of {label}, the API only (nothing consumes the list)");
     println!(
-        "{:<22} {:>8} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "{:<22} {:>8} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>11}",
         "server",
         "clients",
         "posts/s",
@@ -170,7 +202,8 @@ fn api_only_set(
         "max",
         ">1 ms",
         "CPU/req",
-        "client CPU"
+        "client CPU",
+        "client wait"
     );
     for &clients in client_counts {
         let mut ratios = Vec::new();
@@ -375,16 +408,14 @@ struct Posted {
     elapsed: Duration,
     /// Every request's latency, sorted.
     latencies: Vec<Duration>,
-    /// The CPU time the client threads spent, all together: what the load generator itself
-    /// costs the machine the server runs on.
-    client_cpu: Duration,
+    /// The client threads' times, all together: the CPU the load generator itself costs the
+    /// machine the server runs on, and how long it waited for a core once it could run.
+    client: ThreadTimes,
 }
 
-/// The CPU time the calling thread has run so far (`/proc/thread-self/schedstat`, in
-/// nanoseconds; zero off Linux).
-fn thread_cpu() -> Duration {
-    schedstat_nanos("/proc/thread-self/schedstat".as_ref())
-        .map_or(Duration::ZERO, Duration::from_nanos)
+/// The calling thread's times so far (`/proc/thread-self/schedstat`).
+fn thread_times() -> ThreadTimes {
+    schedstat("/proc/thread-self/schedstat".as_ref()).unwrap_or_default()
 }
 
 /// Posts every document from `clients` keep-alive connections to `url`.
@@ -397,13 +428,13 @@ fn post_all(url: &str, docs: Vec<Vec<u8>>, clients: usize) -> Posted {
         .map(|_| {
             let (docs, next, url) = (Arc::clone(&docs), Arc::clone(&next), url.clone());
             std::thread::spawn(move || {
-                let cpu_before = thread_cpu();
+                let before = thread_times();
                 let mut poster = Poster::connect(&url);
                 let mut latencies = Vec::new();
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(doc) = docs.get(i) else {
-                        return (latencies, thread_cpu().saturating_sub(cpu_before));
+                        return (latencies, thread_times() - before);
                     };
                     let sent = Instant::now();
                     assert_eq!(poster.post(doc), 201);
@@ -413,18 +444,18 @@ fn post_all(url: &str, docs: Vec<Vec<u8>>, clients: usize) -> Posted {
         })
         .collect();
     let mut latencies = Vec::new();
-    let mut client_cpu = Duration::ZERO;
+    let mut client = ThreadTimes::default();
     for thread in threads {
-        let (times, cpu) = thread.join().unwrap();
+        let (times, spent) = thread.join().unwrap();
         latencies.extend(times);
-        client_cpu += cpu;
+        client += spent;
     }
     let elapsed = started.elapsed();
     latencies.sort();
     Posted {
         elapsed,
         latencies,
-        client_cpu,
+        client,
     }
 }
 
