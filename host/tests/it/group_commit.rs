@@ -8,6 +8,8 @@ use std::time::Duration;
 use vcon_host::api::group_commit::{GroupCommit, Ingest};
 use vcon_host::broker::{Broker, HotVcon, SqliteBroker};
 
+use crate::faulty_broker::{PanicsOnPoison, GATE};
+
 fn ingest(i: usize) -> Ingest {
     let uuid = format!("00000000-0000-4000-8000-{i:012}");
     let json = format!(r#"{{"vcon":"0.3.0","uuid":"{uuid}","created_at":"2025-01-01T00:00:00Z"}}"#);
@@ -127,132 +129,6 @@ fn a_leader_dropped_while_it_yields_hands_the_lead_on_and_writes_nothing() {
         1,
         "only the second request is queued"
     );
-}
-
-/// The embedded broker with one fault put in: a batch holding [`POISON`] panics before it is
-/// written, and one holding [`GATE`] says so on `entered` and waits for `release` (so the test
-/// can queue the requests behind it, and the next leader takes them all in one batch).
-#[derive(Debug)]
-struct PanicsOnPoison {
-    inner: SqliteBroker,
-    entered: Mutex<mpsc::Sender<()>>,
-    release: Mutex<mpsc::Receiver<()>>,
-}
-
-const GATE: usize = 1;
-const POISON: usize = 10;
-
-fn holds(batches: &[vcon_host::broker::IngestBatch<'_>], i: usize) -> bool {
-    let uuid = format!("00000000-0000-4000-8000-{i:012}");
-    batches
-        .iter()
-        .any(|b| b.vcons.iter().any(|v| v.uuid == uuid))
-}
-
-impl Broker for PanicsOnPoison {
-    fn ingest_batches(
-        &self,
-        batches: &[vcon_host::broker::IngestBatch<'_>],
-    ) -> Result<(), vcon_host::broker::BrokerError> {
-        assert!(!holds(batches, POISON), "the poisoned vCon");
-        if holds(batches, GATE) {
-            self.entered.lock().unwrap().send(()).unwrap();
-            self.release
-                .lock()
-                .unwrap()
-                .recv_timeout(Duration::from_secs(30))
-                .expect("the test never released the gate");
-        }
-        self.inner.ingest_batches(batches)
-    }
-    fn ingest(
-        &self,
-        vcons: &[HotVcon],
-        lists: &[String],
-        ttl: Option<Duration>,
-    ) -> Result<(), vcon_host::broker::BrokerError> {
-        self.ingest_batches(&[vcon_host::broker::IngestBatch { vcons, lists, ttl }])
-    }
-    fn is_local(&self) -> bool {
-        true
-    }
-    fn put_vcon(&self, v: &HotVcon) -> Result<(), vcon_host::broker::BrokerError> {
-        self.inner.put_vcon(v)
-    }
-    fn get_vcons(
-        &self,
-        u: &[&str],
-    ) -> Result<Vec<Option<HotVcon>>, vcon_host::broker::BrokerError> {
-        self.inner.get_vcons(u)
-    }
-    fn delete_vcon(&self, u: &str) -> Result<bool, vcon_host::broker::BrokerError> {
-        self.inner.delete_vcon(u)
-    }
-    fn forget(&self, u: &str) -> Result<bool, vcon_host::broker::BrokerError> {
-        self.inner.forget(u)
-    }
-    fn list_uuids(
-        &self,
-        p: &vcon_host::broker::ListingPage,
-    ) -> Result<Vec<String>, vcon_host::broker::BrokerError> {
-        self.inner.list_uuids(p)
-    }
-    fn search(&self, k: &[String]) -> Result<Vec<String>, vcon_host::broker::BrokerError> {
-        self.inner.search(k)
-    }
-    fn expire_vcon(
-        &self,
-        u: &str,
-        t: Option<Duration>,
-    ) -> Result<bool, vcon_host::broker::BrokerError> {
-        self.inner.expire_vcon(u, t)
-    }
-    fn push(&self, l: &str, u: &[&str]) -> Result<(), vcon_host::broker::BrokerError> {
-        self.inner.push(l, u)
-    }
-    fn claim(
-        &self,
-        l: &[String],
-        o: &str,
-        m: usize,
-    ) -> Result<Option<vcon_host::broker::Claim>, vcon_host::broker::BrokerError> {
-        self.inner.claim(l, o, m)
-    }
-    fn finish(
-        &self,
-        i: &[vcon_host::broker::ItemId],
-        f: &vcon_host::broker::Finish,
-    ) -> Result<(), vcon_host::broker::BrokerError> {
-        self.inner.finish(i, f)
-    }
-    fn requeue_abandoned(&self) -> Result<u64, vcon_host::broker::BrokerError> {
-        self.inner.requeue_abandoned()
-    }
-    fn pop_back(&self, l: &str, c: usize) -> Result<Vec<String>, vcon_host::broker::BrokerError> {
-        self.inner.pop_back(l, c)
-    }
-    fn len(&self, l: &str) -> Result<u64, vcon_host::broker::BrokerError> {
-        self.inner.len(l)
-    }
-    fn entries(
-        &self,
-        l: &str,
-        n: usize,
-    ) -> Result<Vec<vcon_host::broker::ListEntry>, vcon_host::broker::BrokerError> {
-        self.inner.entries(l, n)
-    }
-    fn remove_entry(
-        &self,
-        i: &vcon_host::broker::ItemId,
-    ) -> Result<bool, vcon_host::broker::BrokerError> {
-        self.inner.remove_entry(i)
-    }
-    fn lists(&self) -> Result<Vec<(String, u64)>, vcon_host::broker::BrokerError> {
-        self.inner.lists()
-    }
-    fn purge_expired(&self) -> Result<u64, vcon_host::broker::BrokerError> {
-        self.inner.purge_expired()
-    }
 }
 
 #[test]

@@ -5,7 +5,9 @@
 mod api;
 mod chains_e2e;
 mod config_cli;
+mod faulty_broker;
 mod group_commit;
 mod plugins_cli;
 mod redis_hosts;
+mod stager;
 mod support;
