@@ -109,8 +109,11 @@ impl Checkpointer {
                         );
                     }
                     documents.reclaim(|name| crate::sqlite::names_document_file(&conn, name));
-                    if let Err(err) = checkpoint(&conn, &writer, wal_limit_pages) {
-                        tracing::warn!("checkpointing the broker WAL of {label}: {err}");
+                    match checkpoint(&conn, &writer, wal_limit_pages) {
+                        Ok(round) => tracing::trace!("checkpointed the broker WAL: {round:?}"),
+                        Err(err) => {
+                            tracing::warn!("checkpointing the broker WAL of {label}: {err}");
+                        }
                     }
                     if stopping {
                         break;
@@ -137,6 +140,15 @@ impl Drop for Checkpointer {
     }
 }
 
+/// What one round of [`checkpoint`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Round {
+    /// Checkpoints beside the writers: the first, and the catch-up ones after it.
+    beside_writers: usize,
+    /// Whether the round ended with the writers held off (the WAL was over its limit).
+    held_writers: bool,
+}
+
 /// One round: a `PASSIVE` checkpoint beside the writers, then, if the WAL holds `limit` pages
 /// or more, another with the writers held off.
 ///
@@ -150,10 +162,14 @@ fn checkpoint(
     conn: &Connection,
     writer: &Mutex<Connection>,
     limit: i64,
-) -> Result<(), rusqlite::Error> {
+) -> Result<Round, rusqlite::Error> {
     let started = Instant::now();
+    let mut round = Round {
+        beside_writers: 1,
+        held_writers: false,
+    };
     if passive(conn)? < limit {
-        return Ok(());
+        return Ok(round);
     }
     let mut last = started.elapsed();
     for _ in 0..CATCH_UP_ROUNDS {
@@ -162,6 +178,7 @@ fn checkpoint(
         }
         let started = Instant::now();
         passive(conn)?;
+        round.beside_writers += 1;
         last = started.elapsed();
     }
     // Everything may be copied already, yet a commit since has appended to the WAL: only a
@@ -169,7 +186,9 @@ fn checkpoint(
     let _writers_wait = writer
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    passive(conn).map(drop)
+    passive(conn)?;
+    round.held_writers = true;
+    Ok(round)
 }
 
 /// WAL frames written by this process so far (every broker connection writes through
@@ -181,4 +200,64 @@ fn frames_written() -> u64 {
 /// `PRAGMA wal_checkpoint(PASSIVE)`, answering how many pages the WAL holds.
 fn passive(conn: &Connection) -> Result<i64, rusqlite::Error> {
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A broker-like file with a WAL of `pages` uncopied 2 KiB pages, and the writer connection.
+    fn file_with_wal(dir: &tempfile::TempDir, pages: usize) -> (Connection, Mutex<Connection>) {
+        let path = dir.path().join("broker.sqlite");
+        let writer = crate::sqlite::connect(&path).unwrap();
+        writer
+            .execute_batch(
+                "PRAGMA page_size = 2048; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; \
+                 CREATE TABLE t (x BLOB);",
+            )
+            .unwrap();
+        let mut insert = writer.prepare("INSERT INTO t VALUES (?1)").unwrap();
+        for _ in 0..pages {
+            // A row of most of a page: about one page (and one WAL frame) each.
+            insert.execute([vec![7u8; 1900]]).unwrap();
+        }
+        drop(insert);
+        (crate::sqlite::connect(&path).unwrap(), Mutex::new(writer))
+    }
+
+    #[test]
+    fn a_wal_under_its_limit_is_copied_once_beside_the_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (conn, writer) = file_with_wal(&dir, 100);
+        let round = checkpoint(&conn, &writer, 1_000).unwrap();
+        assert_eq!(
+            round,
+            Round {
+                beside_writers: 1,
+                held_writers: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_wal_over_its_limit_is_caught_up_beside_the_writers_before_they_are_held_off() {
+        let dir = tempfile::tempdir().unwrap();
+        // 20,000 frames (40 MB): the first copy, and its fsync, take well over CATCH_UP_ABOVE
+        // on any disk, so at least one catch-up copy follows before the writers are held.
+        let (conn, writer) = file_with_wal(&dir, 20_000);
+        let round = checkpoint(&conn, &writer, 1_000).unwrap();
+        assert!(round.held_writers, "{round:?}");
+        assert!(
+            (2..=1 + CATCH_UP_ROUNDS).contains(&round.beside_writers),
+            "{round:?}"
+        );
+        // Nothing is left uncopied: the next commit starts the WAL over.
+        let (log, copied): (i64, i64) = conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                Ok((row.get(1)?, row.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(log, copied, "every frame was copied back");
+    }
 }

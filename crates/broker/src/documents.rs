@@ -896,6 +896,31 @@ mod tests {
     }
 
     #[test]
+    fn a_segment_that_cannot_be_made_ahead_is_made_by_the_write_that_needs_it() {
+        let scratch = tempfile::tempdir().unwrap();
+        let documents = documents(&scratch, false);
+        let first = documents.write(&vec![b'a'; 40 << 20]).unwrap();
+        // A file where the directory was (as a disk that refuses new files, which a test run
+        // as root cannot otherwise get): nothing is made ahead, and the checkpoint thread's
+        // call only logs it.
+        std::fs::rename(documents.dir(), scratch.path().join("moved-away")).unwrap();
+        std::fs::write(documents.dir(), b"not a directory").unwrap();
+        documents.prepare_next_segment();
+        assert!(lock(&documents.next).is_none(), "nothing was made ahead");
+        let err = documents
+            .write(&vec![b'b'; 30 << 20])
+            .expect_err("the roll-over cannot make a segment either");
+        assert_eq!(err.kind(), std::io::ErrorKind::NotADirectory, "{err}");
+        // Once files can be made again, the write that rolls over makes its own.
+        std::fs::remove_file(documents.dir()).unwrap();
+        let second = documents.write(&vec![b'b'; 30 << 20]).unwrap();
+        assert_ne!(second.file.name, first.file.name);
+        assert_eq!(second.file.offset, Some(0));
+        assert_eq!(documents.read(&second.file).unwrap().len(), 30 << 20);
+        drop((first, second));
+    }
+
+    #[test]
     fn a_segment_made_ahead_and_never_used_goes_when_its_handle_closes() {
         let scratch = tempfile::tempdir().unwrap();
         let documents = documents(&scratch, false);
