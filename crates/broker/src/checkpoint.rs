@@ -140,7 +140,8 @@ impl Drop for Checkpointer {
     }
 }
 
-/// What one round of [`checkpoint`] did.
+/// What one round of [`checkpoint`] did: the thread logs it (at `trace`), and the tests see
+/// from it that the catch-up copies happen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Round {
     /// Checkpoints beside the writers: the first, and the catch-up ones after it.
