@@ -86,15 +86,17 @@ pub fn run(request: &RunRequest) -> Result<()> {
     );
     let busy_poll = Duration::from_micros(config.host.api_busy_poll_us);
     // Without it the API still works: large documents are written by their ingest.
-    let stager = broker
-        .is_local()
-        .then(|| Stager::start(Arc::clone(&broker), busy_poll))
-        .and_then(|started| {
-            started
-                .map_err(|err| tracing::warn!("no document stager thread: {err}"))
-                .ok()
-        })
-        .map(Arc::new);
+    let stager = if broker.is_local() {
+        match Stager::start(Arc::clone(&broker), busy_poll) {
+            Ok(stager) => Some(Arc::new(stager)),
+            Err(err) => {
+                tracing::warn!("no document stager thread: {err}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let api = match ApiServer::start(
         ApiState {
             broker: Arc::clone(&broker),
