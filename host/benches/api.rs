@@ -86,9 +86,9 @@ chains:
 /// request: on a virtual machine whose speed moves from one run to the next, that moves far less
 /// than the rate, so it is the figure to compare two builds by. The last two columns are the load
 /// client's, per request (all its threads, on the same two cores): the CPU it spent, and how long
-/// it waited to run once it could (`client wait`: woken by the answer, or preempted). On a
-/// virtual machine whose idle vCPUs halt, that wait is the wake-up of a halted vCPU, a cost the
-/// compared server pays as well, and with one client it is a fixed part of every request.
+/// it waited to run once it could (`client wait`: woken by the answer, or preempted), a cost the
+/// compared server's rows pay as well. It counts from when the scheduler queued the thread: on a
+/// virtual machine, the time a halted vCPU takes to come back before that is not in it.
 fn api_only_row(
     label: &str,
     url: &str,
@@ -133,12 +133,11 @@ fn api_only_row(
 /// for the length of a row.
 fn process_cpu(pid: u32) -> Duration {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
-    let nanos: u64 = tasks
+    tasks
         .flatten()
         .filter_map(|task| schedstat(&task.path().join("schedstat")))
-        .map(|times| times.ran.as_nanos() as u64)
-        .sum();
-    Duration::from_nanos(nanos)
+        .map(|times| times.ran)
+        .sum()
 }
 
 /// What a thread's `schedstat` file says: how long it has run, and how long it has waited to
