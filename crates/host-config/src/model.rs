@@ -66,8 +66,8 @@ pub struct HostSettings {
     /// client's next request then finds it awake, for up to this much CPU per answer. The
     /// default is longer than a client on the same machine or network segment takes to read a
     /// large answer and send its next request (a 270 KB vCon each way), and short enough that
-    /// a trickle of requests costs little. The API's document stager polls its queue as long
-    /// after each large vCon it writes ahead.
+    /// a trickle of requests costs little. The API's document stager and its broker writer poll
+    /// their queues as long after each job.
     pub api_busy_poll_us: u64,
 }
 

@@ -12,7 +12,9 @@
 //! - [`openapi`] is the OpenAPI document generated from the handlers' annotations;
 //! - [`server`] runs it on a thread of its own, and [`busy_poll`] keeps that thread awake for a
 //!   moment after each answer, so a client's next request does not wait for it to wake;
-//!   [`stager`] writes a large posted document on another thread while it is validated.
+//!   [`stager`] writes a large posted document on another thread while it is validated, and
+//!   [`group_commit`] writes the embedded broker's batches on a third; both are a
+//!   [`poll_thread`].
 //!
 //! Handlers call the synchronous broker and storages inside `block_in_place`: the embedded broker
 //! answers in microseconds, a storage read-back may take a network round trip, and either way
@@ -35,6 +37,7 @@ pub mod error;
 pub mod group_commit;
 pub mod lists;
 pub mod openapi;
+pub mod poll_thread;
 pub mod routes;
 pub mod server;
 pub mod stager;

@@ -20,6 +20,15 @@ use super::ApiState;
 /// meanwhile, so the runtime never stalls.
 const RUNTIME_THREADS: usize = 1;
 
+/// How many tasks the runtime's worker runs from its own queue before it looks at the tasks
+/// woken from other threads: every time. A request whose batch the broker writer thread has
+/// committed ([`super::group_commit`]) is woken from that thread, onto the runtime's shared
+/// queue, and tokio's default (61) had it wait behind that many turns of the busy-poll task,
+/// which never leaves the worker's own queue empty: one client's 5 KB posts had a p50 of
+/// 121–123 µs that way, 83–97 µs looking every time (docs/benchmarks.md). Looking at an empty
+/// shared queue is one atomic load.
+const GLOBAL_QUEUE_INTERVAL: u32 = 1;
+
 /// A running API server.
 #[derive(Debug)]
 pub struct ApiServer {
@@ -35,6 +44,7 @@ impl ApiServer {
         super::check_bind(&bind, &state.config())?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(RUNTIME_THREADS)
+            .global_queue_interval(GLOBAL_QUEUE_INTERVAL)
             .thread_name("vcon-api")
             .enable_all()
             .build()

@@ -156,7 +156,7 @@ pub async fn create(
         lists,
         ttl: config.host.hot_ttl,
     };
-    state.ingests.ingest(&*state.broker, ingest).await?;
+    state.ingests.ingest(&state.broker, ingest).await?;
     Ok(json_bytes(StatusCode::CREATED, bytes))
 }
 
@@ -197,7 +197,7 @@ pub async fn external_ingress(
         lists: vec![list],
         ttl: config.host.hot_ttl,
     };
-    state.ingests.ingest(&*state.broker, ingest).await?;
+    state.ingests.ingest(&state.broker, ingest).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -13,6 +13,8 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::api::busy_poll::BusyPoll;
+use crate::api::group_commit::GroupCommit;
+use crate::api::poll_thread::PollThread;
 use crate::api::stager::Stager;
 use crate::api::{self, ApiServer, ApiState};
 use crate::app;
@@ -97,13 +99,25 @@ pub fn run(request: &RunRequest) -> Result<()> {
     } else {
         None
     };
+    // Without it the batches are written on the API thread, as for Redis.
+    let ingests = if broker.is_local() {
+        match PollThread::start("vcon-api-writer", busy_poll) {
+            Ok(writer) => GroupCommit::with_writer(writer),
+            Err(err) => {
+                tracing::warn!("no broker writer thread for the API: {err}");
+                GroupCommit::default()
+            }
+        }
+    } else {
+        GroupCommit::default()
+    };
     let api = match ApiServer::start(
         ApiState {
             broker: Arc::clone(&broker),
             pipeline: Arc::clone(&shared),
             config_path: Arc::from(request.config.as_path()),
             plugin_dirs: Arc::from(request.plugin_dirs.as_slice()),
-            ingests: Arc::default(),
+            ingests: Arc::new(ingests),
             ingests_in_flight: Arc::default(),
             validating_elsewhere: ApiState::validators(),
             busy_poll: Arc::new(BusyPoll::new(busy_poll)),

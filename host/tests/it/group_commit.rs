@@ -6,6 +6,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use vcon_host::api::group_commit::{GroupCommit, Ingest};
+use vcon_host::api::poll_thread::PollThread;
 use vcon_host::broker::{Broker, HotVcon, SqliteBroker};
 
 use crate::faulty_broker::{PanicsOnPoison, GATE};
@@ -30,19 +31,83 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-#[test]
-fn cancelled_waiters_never_stall_the_queue_and_acknowledged_vcons_are_stored() {
+/// Where the group commit writes its batches: both ways keep the same promises.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum WriteOn {
+    /// On the leader's own thread (a broker across the network, or no writer thread).
+    Leader,
+    /// On the writer thread `run` starts for the embedded broker.
+    WriterThread,
+}
+
+fn group_commit(on: WriteOn) -> GroupCommit {
+    match on {
+        WriteOn::Leader => GroupCommit::default(),
+        WriteOn::WriterThread => GroupCommit::with_writer(
+            PollThread::start("vcon-api-writer", Duration::from_millis(1)).unwrap(),
+        ),
+    }
+}
+
+/// Starts request `i` through `commit` on `runtime`: a task the test can await or abort.
+fn post(
+    runtime: &tokio::runtime::Runtime,
+    broker: &Arc<dyn Broker>,
+    commit: &Arc<GroupCommit>,
+    i: usize,
+) -> tokio::task::JoinHandle<Result<(), vcon_host::api::ApiError>> {
+    let (broker, commit) = (Arc::clone(broker), Arc::clone(commit));
+    runtime.spawn(async move { commit.ingest(&broker, ingest(i)).await })
+}
+
+/// Two tests of `$check`: one writing on the leader, one on the writer thread.
+macro_rules! both_ways {
+    ($check:ident: $on_leader:ident, $on_writer:ident) => {
+        #[test]
+        fn $on_leader() {
+            $check(WriteOn::Leader);
+        }
+
+        #[test]
+        fn $on_writer() {
+            $check(WriteOn::WriterThread);
+        }
+    };
+}
+
+/// A real embedded broker in `dir`, its write of [`GATE`] held open: the test hears on the
+/// receiver when the gate's batch is being written, and releases it through the sender.
+fn gated_broker(
+    dir: &tempfile::TempDir,
+) -> (Arc<dyn Broker>, mpsc::Receiver<()>, mpsc::Sender<()>) {
+    let (entered, gate_entered) = mpsc::channel();
+    let (release_gate, release) = mpsc::channel();
+    let broker: Arc<dyn Broker> = Arc::new(PanicsOnPoison {
+        inner: SqliteBroker::open_for_run(&dir.path().join("broker.sqlite")).unwrap(),
+        entered: Mutex::new(entered),
+        release: Mutex::new(release),
+    });
+    (broker, gate_entered, release_gate)
+}
+
+both_ways!(
+    cancelled_waiters_never_stall_the_queue:
+    cancelled_waiters_never_stall_the_queue_and_acknowledged_vcons_are_stored_on_the_leader,
+    cancelled_waiters_never_stall_the_queue_and_acknowledged_vcons_are_stored_on_the_writer
+);
+
+fn cancelled_waiters_never_stall_the_queue(on: WriteOn) {
     let dir = tempfile::tempdir().unwrap();
     let broker: Arc<dyn Broker> =
         Arc::new(SqliteBroker::open_for_run(&dir.path().join("broker.sqlite")).unwrap());
-    let commit = Arc::new(GroupCommit::default());
+    let commit = Arc::new(group_commit(on));
     let runtime = runtime();
     let acknowledged: Vec<usize> = runtime.block_on(async {
         let tasks: Vec<_> = (0..600)
             .map(|i| {
                 let (broker, commit) = (Arc::clone(&broker), Arc::clone(&commit));
                 tokio::spawn(async move {
-                    let request = commit.ingest(&*broker, ingest(i));
+                    let request = commit.ingest(&broker, ingest(i));
                     if i % 3 != 0 {
                         return request.await.is_ok().then_some(i);
                     }
@@ -76,7 +141,7 @@ fn cancelled_waiters_never_stall_the_queue_and_acknowledged_vcons_are_stored() {
     runtime.block_on(async {
         tokio::time::timeout(
             Duration::from_secs(5),
-            commit.ingest(&*broker, ingest(10_000)),
+            commit.ingest(&broker, ingest(10_000)),
         )
         .await
         .expect("the queue stalled behind a cancelled request")
@@ -97,24 +162,29 @@ fn cancelled_waiters_never_stall_the_queue_and_acknowledged_vcons_are_stored() {
     }
 }
 
-#[test]
-fn a_leader_dropped_while_it_yields_hands_the_lead_on_and_writes_nothing() {
+both_ways!(
+    a_leader_dropped_while_it_yields:
+    a_leader_dropped_while_it_yields_hands_the_lead_on_and_writes_nothing_on_the_leader,
+    a_leader_dropped_while_it_yields_hands_the_lead_on_and_writes_nothing_on_the_writer
+);
+
+fn a_leader_dropped_while_it_yields(on: WriteOn) {
     let dir = tempfile::tempdir().unwrap();
     let broker: Arc<dyn Broker> =
         Arc::new(SqliteBroker::open_for_run(&dir.path().join("broker.sqlite")).unwrap());
-    let commit = GroupCommit::default();
+    let commit = group_commit(on);
     let runtime = runtime();
     runtime.block_on(async {
         // Polled once, the first request takes the lead and yields before writing; its client
         // hangs up there.
-        let mut leader = Box::pin(commit.ingest(&*broker, ingest(1)));
+        let mut leader = Box::pin(commit.ingest(&broker, ingest(1)));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         assert!(
             leader.as_mut().poll(&mut cx).is_pending(),
             "a leader yields before it writes"
         );
         drop(leader);
-        tokio::time::timeout(Duration::from_secs(5), commit.ingest(&*broker, ingest(2)))
+        tokio::time::timeout(Duration::from_secs(5), commit.ingest(&broker, ingest(2)))
             .await
             .expect("the lead was lost with the dropped leader: the next request stalled")
             .unwrap();
@@ -131,22 +201,18 @@ fn a_leader_dropped_while_it_yields_hands_the_lead_on_and_writes_nothing() {
     );
 }
 
-#[test]
-fn a_leader_that_panics_fails_its_batch_with_an_answer_and_the_queue_moves_on() {
+both_ways!(
+    a_write_that_panics:
+    a_write_that_panics_fails_its_batch_with_an_answer_and_the_queue_moves_on_on_the_leader,
+    a_write_that_panics_fails_its_batch_with_an_answer_and_the_queue_moves_on_on_the_writer
+);
+
+fn a_write_that_panics(on: WriteOn) {
     let dir = tempfile::tempdir().unwrap();
-    let (entered, gate_entered) = mpsc::channel();
-    let (release_gate, release) = mpsc::channel();
-    let broker: Arc<dyn Broker> = Arc::new(PanicsOnPoison {
-        inner: SqliteBroker::open_for_run(&dir.path().join("broker.sqlite")).unwrap(),
-        entered: Mutex::new(entered),
-        release: Mutex::new(release),
-    });
-    let commit = Arc::new(GroupCommit::default());
+    let (broker, gate_entered, release_gate) = gated_broker(&dir);
+    let commit = Arc::new(group_commit(on));
     let runtime = runtime();
-    let spawn = |i: usize| {
-        let (broker, commit) = (Arc::clone(&broker), Arc::clone(&commit));
-        runtime.spawn(async move { commit.ingest(&*broker, ingest(i)).await })
-    };
+    let spawn = |i: usize| post(&runtime, &broker, &commit, i);
     // The gate leads first and holds its write open; the others queue behind it and form the
     // next batch, which holds the poisoned vCon. Each step waits for the one before it, so a
     // slow machine cannot reorder them.
@@ -194,10 +260,17 @@ fn a_leader_that_panics_fails_its_batch_with_an_answer_and_the_queue_moves_on() 
             }
         }
     }
-    assert_eq!(panicked, 1, "only the leader of the poisoned batch panics");
-    // The lead was handed on when the leader unwound: a new request is answered at once.
+    // On the leader's thread the panic unwinds through the leader's request; on the writer
+    // thread it is caught there, and the leader is answered like the others.
+    let leaders_panicking = usize::from(on == WriteOn::Leader);
+    assert_eq!(
+        panicked, leaders_panicking,
+        "only the leader of the poisoned batch panics, and only when it writes"
+    );
+    // The lead was handed on when the leader unwound (or was answered): a new request is
+    // answered at once.
     runtime.block_on(async {
-        tokio::time::timeout(Duration::from_secs(5), commit.ingest(&*broker, ingest(100)))
+        tokio::time::timeout(Duration::from_secs(5), commit.ingest(&broker, ingest(100)))
             .await
             .expect("the queue stalled behind the panicked leader")
             .unwrap();
@@ -216,4 +289,45 @@ fn a_leader_that_panics_fails_its_batch_with_an_answer_and_the_queue_moves_on() 
         ],
         "only the acknowledged vCons are stored"
     );
+}
+
+#[test]
+fn a_leader_dropped_while_the_writer_thread_writes_its_batch_leaves_the_queue_moving_and_the_batch_stored(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, gate_entered, release_gate) = gated_broker(&dir);
+    let commit = Arc::new(group_commit(WriteOn::WriterThread));
+    let runtime = runtime();
+    let spawn = |i: usize| post(&runtime, &broker, &commit, i);
+    // The gate's batch is on the writer thread, held open; its client hangs up there.
+    let gate = spawn(GATE);
+    gate_entered
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the gate's batch was never written");
+    gate.abort();
+    assert!(runtime.block_on(gate).unwrap_err().is_cancelled());
+    // Requests that come after queue behind the gate's batch on the writer thread.
+    let behind: Vec<_> = (GATE + 1..=8).map(spawn).collect();
+    release_gate.send(()).unwrap();
+    runtime.block_on(async {
+        for task in behind {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("a request behind the dropped leader was never answered")
+                .unwrap()
+                .expect("a request behind the dropped leader failed");
+        }
+    });
+    let queued: std::collections::BTreeSet<String> = broker
+        .entries("in", 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.uuid)
+        .collect();
+    // The gate's vCon too: its batch was handed over before its client left (never
+    // acknowledged, so storing it loses nothing; posting it again is idempotent).
+    let expected: std::collections::BTreeSet<String> = (GATE..=8)
+        .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
+        .collect();
+    assert_eq!(queued, expected);
 }
