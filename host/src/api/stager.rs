@@ -110,8 +110,8 @@ mod tests {
         let broker = broker(&dir);
         let stager = Stager::start(Arc::clone(&broker), Duration::from_secs(60)).unwrap();
         assert!(stager.stage(large_document()).await.is_some());
-        assert_eq!(Arc::strong_count(&broker), 2, "the stager holds the broker");
-        // Polling for a minute, yet the drop ends it at once.
+        // Polling for a minute, yet the drop ends it at once (and only then is the last job,
+        // which held a clone of the broker, surely gone).
         let started = Instant::now();
         drop(stager);
         assert!(started.elapsed() < Duration::from_secs(5));
