@@ -75,19 +75,51 @@ macro_rules! both_ways {
     };
 }
 
-/// A real embedded broker in `dir`, its write of [`GATE`] held open: the test hears on the
-/// receiver when the gate's batch is being written, and releases it through the sender.
-fn gated_broker(
-    dir: &tempfile::TempDir,
-) -> (Arc<dyn Broker>, mpsc::Receiver<()>, mpsc::Sender<()>) {
-    let (entered, gate_entered) = mpsc::channel();
-    let (release_gate, release) = mpsc::channel();
-    let broker: Arc<dyn Broker> = Arc::new(PanicsOnPoison {
-        inner: SqliteBroker::open_for_run(&dir.path().join("broker.sqlite")).unwrap(),
-        entered: Mutex::new(entered),
-        release: Mutex::new(release),
-    });
-    (broker, gate_entered, release_gate)
+/// A real embedded broker whose write of [`GATE`] is under way and held open (the first
+/// request's batch), with the group commit and runtime the test goes on with.
+struct GateHeld {
+    _dir: tempfile::TempDir,
+    broker: Arc<dyn Broker>,
+    commit: Arc<GroupCommit>,
+    runtime: tokio::runtime::Runtime,
+    /// The gate's own request.
+    gate: tokio::task::JoinHandle<Result<(), vcon_host::api::ApiError>>,
+    /// Lets the gate's write go on.
+    release: mpsc::Sender<()>,
+}
+
+impl GateHeld {
+    /// Posts [`GATE`] through a group commit writing `on`, and answers once its batch is being
+    /// written: each later step waits for the one before, so a slow machine cannot reorder them.
+    fn start(on: WriteOn) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (entered, gate_entered) = mpsc::channel();
+        let (release, held) = mpsc::channel();
+        let broker: Arc<dyn Broker> = Arc::new(PanicsOnPoison {
+            inner: SqliteBroker::open_for_run(&dir.path().join("broker.sqlite")).unwrap(),
+            entered: Mutex::new(entered),
+            release: Mutex::new(held),
+        });
+        let commit = Arc::new(group_commit(on));
+        let runtime = runtime();
+        let gate = post(&runtime, &broker, &commit, GATE);
+        gate_entered
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the gate's batch was never written");
+        Self {
+            _dir: dir,
+            broker,
+            commit,
+            runtime,
+            gate,
+            release,
+        }
+    }
+
+    /// Starts request `i` (see [`post`]).
+    fn post(&self, i: usize) -> tokio::task::JoinHandle<Result<(), vcon_host::api::ApiError>> {
+        post(&self.runtime, &self.broker, &self.commit, i)
+    }
 }
 
 both_ways!(
@@ -208,19 +240,19 @@ both_ways!(
 );
 
 fn a_write_that_panics(on: WriteOn) {
-    let dir = tempfile::tempdir().unwrap();
-    let (broker, gate_entered, release_gate) = gated_broker(&dir);
-    let commit = Arc::new(group_commit(on));
-    let runtime = runtime();
-    let spawn = |i: usize| post(&runtime, &broker, &commit, i);
     // The gate leads first and holds its write open; the others queue behind it and form the
-    // next batch, which holds the poisoned vCon. Each step waits for the one before it, so a
-    // slow machine cannot reorder them.
-    let gate = spawn(GATE);
-    gate_entered
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the gate's batch was never written");
-    let behind: Vec<_> = (GATE + 1..=20).map(spawn).collect();
+    // next batch, which holds the poisoned vCon.
+    let GateHeld {
+        _dir,
+        broker,
+        commit,
+        runtime,
+        gate,
+        release: release_gate,
+    } = GateHeld::start(on);
+    let behind: Vec<_> = (GATE + 1..=20)
+        .map(|i| post(&runtime, &broker, &commit, i))
+        .collect();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while commit.queued() < behind.len() {
         assert!(
@@ -294,22 +326,15 @@ fn a_write_that_panics(on: WriteOn) {
 #[test]
 fn a_leader_dropped_while_the_writer_thread_writes_its_batch_leaves_the_queue_moving_and_the_batch_stored(
 ) {
-    let dir = tempfile::tempdir().unwrap();
-    let (broker, gate_entered, release_gate) = gated_broker(&dir);
-    let commit = Arc::new(group_commit(WriteOn::WriterThread));
-    let runtime = runtime();
-    let spawn = |i: usize| post(&runtime, &broker, &commit, i);
     // The gate's batch is on the writer thread, held open; its client hangs up there.
-    let gate = spawn(GATE);
-    gate_entered
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the gate's batch was never written");
-    gate.abort();
-    assert!(runtime.block_on(gate).unwrap_err().is_cancelled());
+    let mut held = GateHeld::start(WriteOn::WriterThread);
+    held.gate.abort();
+    let cancelled = held.runtime.block_on(&mut held.gate);
+    assert!(cancelled.unwrap_err().is_cancelled());
     // Requests that come after queue behind the gate's batch on the writer thread.
-    let behind: Vec<_> = (GATE + 1..=8).map(spawn).collect();
-    release_gate.send(()).unwrap();
-    runtime.block_on(async {
+    let behind: Vec<_> = (GATE + 1..=8).map(|i| held.post(i)).collect();
+    held.release.send(()).unwrap();
+    held.runtime.block_on(async {
         for task in behind {
             tokio::time::timeout(Duration::from_secs(10), task)
                 .await
@@ -318,7 +343,8 @@ fn a_leader_dropped_while_the_writer_thread_writes_its_batch_leaves_the_queue_mo
                 .expect("a request behind the dropped leader failed");
         }
     });
-    let queued: std::collections::BTreeSet<String> = broker
+    let queued: std::collections::BTreeSet<String> = held
+        .broker
         .entries("in", 100)
         .unwrap()
         .into_iter()
