@@ -19,6 +19,9 @@
 //! Each round first fsyncs the segments of large documents written since the round before
 //! ([`crate::documents`]), so they reach the disk no later than the WAL that names them, and
 //! removes the segments given up that no row names any more.
+//!
+//! While a round works it sets the broker's [`BackgroundWork`], so the API's polling threads
+//! sleep until it is over rather than hold the cores it and the clients need.
 
 use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -28,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
+use crate::background::BackgroundWork;
 use crate::documents::Documents;
 use crate::BrokerError;
 
@@ -66,11 +70,13 @@ pub(crate) struct Checkpointer {
 
 impl Checkpointer {
     /// Starts checkpointing the database at `path`, whose writers all go through `writer`, and
-    /// fsyncing (and reclaiming) the segments they write to `documents`.
+    /// fsyncing (and reclaiming) the segments they write to `documents`; `work` is set while a
+    /// round works.
     pub(crate) fn start(
         path: &Path,
         writer: Arc<Mutex<Connection>>,
         documents: Arc<Documents>,
+        work: BackgroundWork,
     ) -> Result<Self, BrokerError> {
         let sql = |source| BrokerError::Sqlite {
             path: path.display().to_string(),
@@ -102,6 +108,7 @@ impl Checkpointer {
                         continue;
                     }
                     last_round = (Instant::now(), frames_written());
+                    let _running = work.enter();
                     if let Err(err) = documents.sync() {
                         tracing::warn!(
                             "fsyncing the broker documents in {}: {err}",

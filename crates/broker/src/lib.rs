@@ -18,6 +18,7 @@
 //! /vcon`, whose group commit ([`Broker::ingest_batches`]) calls the embedded broker inline
 //! ([`Broker::is_local`]).
 
+mod background;
 mod checkpoint;
 mod documents;
 mod empty_lists;
@@ -25,6 +26,7 @@ mod hot;
 mod redis;
 mod sqlite;
 
+pub use background::{BackgroundWork, Running};
 pub use documents::StagedDocument;
 pub use hot::{now_us, search_keys, HotVcon};
 pub use redis::RedisBroker;
@@ -228,6 +230,13 @@ pub trait Broker: Send + Sync + std::fmt::Debug {
     /// pay a hand-off to another thread, which can cost more than the call.
     fn is_local(&self) -> bool {
         false
+    }
+
+    /// Set while this broker's own background thread works (the embedded broker's checkpoint
+    /// rounds), so threads that poll for work instead of sleeping can sleep meanwhile and leave
+    /// it a core ([`BackgroundWork`]). Never set by default: a broker with no such thread.
+    fn background_work(&self) -> BackgroundWork {
+        BackgroundWork::default()
     }
 
     /// Writes a document ahead of its ingest where this broker keeps large documents apart

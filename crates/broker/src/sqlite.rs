@@ -22,8 +22,8 @@ use crate::documents::{
 };
 use crate::empty_lists::EmptyLists;
 use crate::{
-    now_us, Broker, BrokerError, Claim, ClaimedItem, Finish, HotVcon, IngestBatch, ItemId, ItemKey,
-    ListEntry, ListingPage,
+    now_us, BackgroundWork, Broker, BrokerError, Claim, ClaimedItem, Finish, HotVcon, IngestBatch,
+    ItemId, ItemKey, ListEntry, ListingPage,
 };
 
 /// The schema, applied idempotently on open.
@@ -152,6 +152,8 @@ pub struct SqliteBroker {
     run_id: String,
     /// Lists an idle worker's claim found empty, so its next polls take no transaction.
     empty_lists: EmptyLists,
+    /// Set while the checkpoint thread works ([`Broker::background_work`]).
+    background: BackgroundWork,
 }
 
 /// Opens the broker's file through `sqlite-wal-vfs`, which hands each commit's WAL frames to the
@@ -238,11 +240,13 @@ impl SqliteBroker {
                 .map_err(sql)?;
         }
         let conn = Arc::new(Mutex::new(conn));
+        let background = BackgroundWork::default();
         let checkpointer = if run {
             Some(Checkpointer::start(
                 path,
                 Arc::clone(&conn),
                 Arc::clone(&documents),
+                background.clone(),
             )?)
         } else {
             None
@@ -255,6 +259,7 @@ impl SqliteBroker {
             run_lock,
             run_id: format!("{:016x}", rand::random::<u64>()),
             empty_lists: EmptyLists::default(),
+            background,
         })
     }
 
@@ -815,6 +820,10 @@ impl Broker for SqliteBroker {
 
     fn is_local(&self) -> bool {
         true
+    }
+
+    fn background_work(&self) -> BackgroundWork {
+        self.background.clone()
     }
 
     fn stage_document(&self, json: &[u8]) -> Result<Option<StagedDocument>, BrokerError> {

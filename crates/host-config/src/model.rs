@@ -67,7 +67,8 @@ pub struct HostSettings {
     /// default is longer than a client on the same machine or network segment takes to read a
     /// large answer and send its next request (a 270 KB vCon each way), and short enough that
     /// a trickle of requests costs little. The API's document stager and its broker writer poll
-    /// their queues as long after each job.
+    /// their queues as long after each job. None of the three polls while the embedded
+    /// broker's checkpoint thread works, so it and the clients have the cores.
     pub api_busy_poll_us: u64,
 }
 

@@ -24,6 +24,14 @@
 //! the API) the same, 1,598–2,043 against 1,510–2,147 (docs/benchmarks.md). A worker that wants
 //! the core waits at most the spin time, or takes the other one.
 //!
+//! While the broker's checkpoint thread works ([`BackgroundWork`]) the task stops polling and
+//! the thread sleeps in `epoll_wait` as it would when idle: on two cores, the busy-poll on one
+//! and the checkpoint thread on the other left a woken client no core, and it waited 2–5 ms
+//! (`perf sched timehist`). Standing aside for the rounds, alternated on one machine: one
+//! client's cat1 posts 1,529–1,798 a second against 1,121–1,523, eight clients' 5 KB posts
+//! 10,605–13,710 against 8,687–12,690, one client's 5 KB posts faster in 8 of 11 pairs, with a
+//! shorter tail in all (docs/benchmarks.md).
+//!
 //! The spin time counts from when the handler answers, before hyper writes the answer, and the
 //! default (1 ms) leaves room for the write and for the client's turn. At 150 µs (the default
 //! before), `perf trace` of one client posting cat1 (270 KB each way) showed the API thread
@@ -38,22 +46,26 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
+use vcon_broker::BackgroundWork;
 
 /// Wakes the polling task after each answer; shared by the router (which reports answers) and
 /// the task (see the module docs).
 #[derive(Debug)]
 pub struct BusyPoll {
     spin: Duration,
+    /// The broker's background work, which the task stops polling for (see the module docs).
+    stand_aside: BackgroundWork,
     answered: Notify,
     last_answer: Mutex<Option<Instant>>,
 }
 
 impl BusyPoll {
-    /// Polls for `spin` after each answer; [`Duration::ZERO`] turns polling off (the thread
-    /// sleeps as soon as it has nothing to do).
-    pub fn new(spin: Duration) -> Self {
+    /// Polls for `spin` after each answer, except while `stand_aside` runs;
+    /// [`Duration::ZERO`] turns polling off (the thread sleeps as soon as it has nothing to do).
+    pub fn new(spin: Duration, stand_aside: BackgroundWork) -> Self {
         Self {
             spin,
+            stand_aside,
             answered: Notify::new(),
             last_answer: Mutex::new(None),
         }
@@ -71,6 +83,12 @@ impl BusyPoll {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Whether the task polls now: within the spin time of the last answer, and no background
+    /// work to stand aside for.
+    fn polling(&self) -> bool {
+        self.last().is_some_and(|at| at.elapsed() < self.spin) && !self.stand_aside.running()
+    }
+
     /// The polling task: runs until the runtime stops or the task is aborted; returns at once
     /// when polling is off.
     pub async fn run(&self) {
@@ -79,7 +97,7 @@ impl BusyPoll {
         }
         loop {
             self.answered.notified().await;
-            while self.last().is_some_and(|at| at.elapsed() < self.spin) {
+            while self.polling() {
                 // Only the runtime's turn: the thread keeps its core (see the module docs).
                 tokio::task::yield_now().await;
             }
@@ -93,10 +111,23 @@ mod tests {
 
     #[tokio::test]
     async fn polling_off_ends_the_task_at_once() {
-        let off = BusyPoll::new(Duration::ZERO);
+        let off = BusyPoll::new(Duration::ZERO, BackgroundWork::default());
         off.answered();
         tokio::time::timeout(Duration::from_secs(5), off.run())
             .await
             .expect("with polling off the task must not wait for answers");
+    }
+
+    #[test]
+    fn it_polls_after_an_answer_except_while_the_broker_works_in_the_background() {
+        let work = BackgroundWork::default();
+        let poll = BusyPoll::new(Duration::from_secs(60), work.clone());
+        assert!(!poll.polling(), "nothing answered yet");
+        poll.answered();
+        assert!(poll.polling());
+        let round = work.enter();
+        assert!(!poll.polling(), "it stands aside while the round works");
+        drop(round);
+        assert!(poll.polling(), "and polls again once the round is over");
     }
 }

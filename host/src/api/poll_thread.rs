@@ -15,11 +15,17 @@
 //! posts rose from 1.3–1.9 ms to 2.1–3.4 ms (docs/benchmarks.md). The cost is bounded like the
 //! busy-poll's: at most the poll time of a core that others may take, after each job, and
 //! nothing while none come.
+//!
+//! Like the busy-poll ([`super::busy_poll`]) it sleeps instead of polling while the broker's
+//! checkpoint thread works ([`BackgroundWork`]), so that thread and the clients it would keep
+//! waiting have the cores.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use vcon_broker::BackgroundWork;
 
 /// One job: whatever it answers, it sends itself (a `oneshot`), so a job that panics drops its
 /// sender and its caller sees that.
@@ -34,13 +40,13 @@ pub struct PollThread {
 }
 
 impl PollThread {
-    /// Starts the thread `name`, polling for `spin` after each job ([`Duration::ZERO`]: it
-    /// sleeps at once).
-    pub fn start(name: &str, spin: Duration) -> std::io::Result<Self> {
+    /// Starts the thread `name`, polling for `spin` after each job except while `stand_aside`
+    /// runs ([`Duration::ZERO`]: it sleeps at once).
+    pub fn start(name: &str, spin: Duration, stand_aside: BackgroundWork) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name(name.to_owned())
-            .spawn(move || run(&queue, spin))?;
+            .spawn(move || run(&queue, spin, &stand_aside))?;
         Ok(Self {
             jobs: Some(jobs),
             thread: Some(thread),
@@ -71,13 +77,14 @@ impl Drop for PollThread {
     }
 }
 
-/// The thread: each job in turn, polling the queue for `spin` after each before it sleeps. A
-/// job that panics is logged and the thread goes on (its caller sees its answer dropped).
-fn run(queue: &Receiver<Job>, spin: Duration) {
+/// The thread: each job in turn, polling the queue for `spin` after each before it sleeps (at
+/// once while `stand_aside` runs). A job that panics is logged and the thread goes on (its
+/// caller sees its answer dropped).
+fn run(queue: &Receiver<Job>, spin: Duration, stand_aside: &BackgroundWork) {
     let mut last_job: Option<Instant> = None;
     loop {
         let job = match last_job {
-            Some(at) if at.elapsed() < spin => match queue.try_recv() {
+            Some(at) if at.elapsed() < spin && !stand_aside.running() => match queue.try_recv() {
                 Ok(job) => job,
                 Err(TryRecvError::Empty) => {
                     // The core to whoever wants it (see the module docs).
@@ -120,7 +127,8 @@ mod tests {
         // Polling between jobs and sleeping between them: both ways back to the queue must
         // survive the panic.
         for spin in [Duration::from_millis(50), Duration::ZERO] {
-            let thread = PollThread::start("poll-thread-test", spin).unwrap();
+            let thread =
+                PollThread::start("poll-thread-test", spin, BackgroundWork::default()).unwrap();
             assert_eq!(answer(&thread, || 1), Some(1));
             assert_eq!(
                 answer(&thread, || panic!("a job that panics")),
@@ -133,7 +141,12 @@ mod tests {
 
     #[test]
     fn jobs_run_in_the_order_given() {
-        let thread = PollThread::start("poll-thread-test", Duration::from_millis(5)).unwrap();
+        let thread = PollThread::start(
+            "poll-thread-test",
+            Duration::from_millis(5),
+            BackgroundWork::default(),
+        )
+        .unwrap();
         let (done, outcomes) = mpsc::channel();
         for i in 0..100 {
             let done = done.clone();
@@ -147,7 +160,12 @@ mod tests {
 
     #[test]
     fn dropping_it_runs_what_it_holds_and_ends_the_thread_even_while_polling() {
-        let thread = PollThread::start("poll-thread-test", Duration::from_secs(60)).unwrap();
+        let thread = PollThread::start(
+            "poll-thread-test",
+            Duration::from_secs(60),
+            BackgroundWork::default(),
+        )
+        .unwrap();
         let (done, outcomes) = mpsc::channel();
         for i in 0..3 {
             let done = done.clone();
@@ -162,5 +180,61 @@ mod tests {
         drop(thread);
         assert!(started.elapsed() < Duration::from_secs(5));
         assert_eq!(outcomes.try_iter().collect::<Vec<_>>(), vec![0, 1, 2]);
+    }
+
+    /// The scheduler state of this process's thread `name` (`R` running or runnable, `S`
+    /// asleep), from `/proc`.
+    fn state_of(name: &str) -> char {
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let task = task.unwrap().path();
+            let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+            if comm.trim_end() == name {
+                let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+                // `pid (comm) state ...`: the state follows the last `)`.
+                let after = &stat[stat.rfind(')').unwrap() + 1..];
+                return after.trim_start().chars().next().unwrap();
+            }
+        }
+        panic!("no thread named {name}");
+    }
+
+    /// Whether thread `name` is seen asleep in every look over 50 ms, within 5 s.
+    fn settles_asleep(name: &str) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            let looks = (0..50).all(|_| {
+                std::thread::sleep(Duration::from_millis(1));
+                state_of(name) == 'S'
+            });
+            if looks {
+                return true;
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn it_sleeps_instead_of_polling_while_the_broker_works_in_the_background() {
+        let name = "poll-aside-test";
+        let work = BackgroundWork::default();
+        let thread = PollThread::start(name, Duration::from_secs(60), work.clone()).unwrap();
+        assert_eq!(answer(&thread, || 1), Some(1));
+        // Polling for a minute after the job: never asleep (a `sched_yield` leaves it runnable).
+        assert!(
+            (0..50).any(|_| {
+                std::thread::sleep(Duration::from_millis(1));
+                state_of(name) == 'R'
+            }),
+            "the thread was not polling after its job"
+        );
+        let round = work.enter();
+        assert!(settles_asleep(name), "it kept polling through the round");
+        assert_eq!(answer(&thread, || 2), Some(2), "a job still wakes it");
+        drop(round);
+        assert_eq!(answer(&thread, || 3), Some(3));
+        assert!(
+            !settles_asleep(name),
+            "after the round it polls again after each job"
+        );
     }
 }

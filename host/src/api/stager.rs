@@ -37,7 +37,7 @@ impl Stager {
     /// Starts the thread for `broker`, polling for `spin` after each document
     /// ([`Duration::ZERO`]: it sleeps at once).
     pub fn start(broker: Arc<dyn Broker>, spin: Duration) -> std::io::Result<Self> {
-        let thread = PollThread::start("vcon-api-stager", spin)?;
+        let thread = PollThread::start("vcon-api-stager", spin, broker.background_work())?;
         Ok(Self { broker, thread })
     }
 

@@ -101,7 +101,7 @@ pub fn run(request: &RunRequest) -> Result<()> {
     };
     // Without it the batches are written on the API thread, as for Redis.
     let ingests = if broker.is_local() {
-        match PollThread::start("vcon-api-writer", busy_poll) {
+        match PollThread::start("vcon-api-writer", busy_poll, broker.background_work()) {
             Ok(writer) => GroupCommit::with_writer(writer),
             Err(err) => {
                 tracing::warn!("no broker writer thread for the API: {err}");
@@ -120,7 +120,7 @@ pub fn run(request: &RunRequest) -> Result<()> {
             ingests: Arc::new(ingests),
             ingests_in_flight: Arc::default(),
             validating_elsewhere: ApiState::validators(),
-            busy_poll: Arc::new(BusyPoll::new(busy_poll)),
+            busy_poll: Arc::new(BusyPoll::new(busy_poll, broker.background_work())),
             stager,
         },
         bind,

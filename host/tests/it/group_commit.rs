@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use vcon_host::api::group_commit::{GroupCommit, Ingest};
 use vcon_host::api::poll_thread::PollThread;
-use vcon_host::broker::{Broker, HotVcon, SqliteBroker};
+use vcon_host::broker::{BackgroundWork, Broker, HotVcon, SqliteBroker};
 
 use crate::faulty_broker::{PanicsOnPoison, GATE};
 
@@ -44,7 +44,12 @@ fn group_commit(on: WriteOn) -> GroupCommit {
     match on {
         WriteOn::Leader => GroupCommit::default(),
         WriteOn::WriterThread => GroupCommit::with_writer(
-            PollThread::start("vcon-api-writer", Duration::from_millis(1)).unwrap(),
+            PollThread::start(
+                "vcon-api-writer",
+                Duration::from_millis(1),
+                BackgroundWork::default(),
+            )
+            .unwrap(),
         ),
     }
 }

@@ -358,3 +358,45 @@ fn a_new_broker_file_has_small_pages_and_an_old_one_keeps_its_own() {
     assert_eq!(page_size(&old), 4096);
     assert_eq!(SqliteBroker::open(&old).unwrap().len("in").unwrap(), 200);
 }
+
+#[test]
+fn a_running_broker_marks_its_checkpoint_rounds_and_a_client_handle_never_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broker.sqlite");
+    let broker = std::sync::Arc::new(SqliteBroker::open_for_run(&path).unwrap());
+    let client = SqliteBroker::open(&path).unwrap();
+    let (run, other) = (broker.background_work(), client.background_work());
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (broker, done) = (std::sync::Arc::clone(&broker), std::sync::Arc::clone(&done));
+        std::thread::spawn(move || {
+            let lists = vec!["in".to_owned()];
+            let mut i = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) && i < 20_000 {
+                broker.ingest(&[five_kb_vcon(i)], &lists, None).unwrap();
+                i += 1;
+            }
+        })
+    };
+    // A round that copies and fsyncs a 100 ms share of commits takes milliseconds: sampled
+    // every few microseconds it is seen.
+    let started = std::time::Instant::now();
+    let mut seen = false;
+    while !seen && started.elapsed() < Duration::from_secs(20) {
+        seen = run.running();
+        assert!(!other.running(), "a client handle has no checkpoint thread");
+        std::thread::yield_now();
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(
+        seen,
+        "no checkpoint round was seen working in 20 s of commits"
+    );
+    // With no commits, a round has nothing to copy: the mark is let go.
+    let started = std::time::Instant::now();
+    while run.running() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(!run.running(), "the mark outlived the rounds");
+}
