@@ -122,13 +122,17 @@ mod tests {
         outcome.recv_timeout(Duration::from_secs(10)).ok()
     }
 
+    /// A thread polling for `spin` after each job, with no background work to stand aside for.
+    fn poll_thread(spin: Duration) -> PollThread {
+        PollThread::start("poll-thread-test", spin, BackgroundWork::default()).unwrap()
+    }
+
     #[test]
     fn a_job_that_panics_costs_its_answer_and_not_the_thread() {
         // Polling between jobs and sleeping between them: both ways back to the queue must
         // survive the panic.
         for spin in [Duration::from_millis(50), Duration::ZERO] {
-            let thread =
-                PollThread::start("poll-thread-test", spin, BackgroundWork::default()).unwrap();
+            let thread = poll_thread(spin);
             assert_eq!(answer(&thread, || 1), Some(1));
             assert_eq!(
                 answer(&thread, || panic!("a job that panics")),
@@ -141,12 +145,7 @@ mod tests {
 
     #[test]
     fn jobs_run_in_the_order_given() {
-        let thread = PollThread::start(
-            "poll-thread-test",
-            Duration::from_millis(5),
-            BackgroundWork::default(),
-        )
-        .unwrap();
+        let thread = poll_thread(Duration::from_millis(5));
         let (done, outcomes) = mpsc::channel();
         for i in 0..100 {
             let done = done.clone();
@@ -160,12 +159,7 @@ mod tests {
 
     #[test]
     fn dropping_it_runs_what_it_holds_and_ends_the_thread_even_while_polling() {
-        let thread = PollThread::start(
-            "poll-thread-test",
-            Duration::from_secs(60),
-            BackgroundWork::default(),
-        )
-        .unwrap();
+        let thread = poll_thread(Duration::from_secs(60));
         let (done, outcomes) = mpsc::channel();
         for i in 0..3 {
             let done = done.clone();
@@ -198,6 +192,15 @@ mod tests {
         panic!("no thread named {name}");
     }
 
+    /// Whether thread `name` is seen running or runnable in one of 50 looks over 50 ms: a
+    /// thread that polls (a `sched_yield` leaves it runnable) is, one asleep is not.
+    fn seen_polling(name: &str) -> bool {
+        (0..50).any(|_| {
+            std::thread::sleep(Duration::from_millis(1));
+            state_of(name) == 'R'
+        })
+    }
+
     /// Whether thread `name` is seen asleep in every look over 50 ms, within 5 s.
     fn settles_asleep(name: &str) -> bool {
         let started = Instant::now();
@@ -219,12 +222,9 @@ mod tests {
         let work = BackgroundWork::default();
         let thread = PollThread::start(name, Duration::from_secs(60), work.clone()).unwrap();
         assert_eq!(answer(&thread, || 1), Some(1));
-        // Polling for a minute after the job: never asleep (a `sched_yield` leaves it runnable).
+        // Polling for a minute after the job.
         assert!(
-            (0..50).any(|_| {
-                std::thread::sleep(Duration::from_millis(1));
-                state_of(name) == 'R'
-            }),
+            seen_polling(name),
             "the thread was not polling after its job"
         );
         let round = work.enter();
@@ -233,7 +233,7 @@ mod tests {
         drop(round);
         assert_eq!(answer(&thread, || 3), Some(3));
         assert!(
-            !settles_asleep(name),
+            seen_polling(name),
             "after the round it polls again after each job"
         );
     }
