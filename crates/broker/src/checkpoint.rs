@@ -10,8 +10,9 @@
 //! when a write finds every frame copied back, and under steady load a frame is always being
 //! appended. So once the WAL is over [`WAL_LIMIT_BYTES`], the thread copies what is left while
 //! holding the broker's connection, so no commit comes between: the next commit then starts the
-//! WAL over. That short pause (the few frames appended since the copy before, and one fsync)
-//! comes once per [`WAL_LIMIT_BYTES`] of WAL instead of once per 1000 pages.
+//! WAL over. That short pause (the few frames appended since the copy before, and their fsyncs)
+//! comes once per [`WAL_LIMIT_BYTES`] of WAL instead of once per 1000 pages. The copies before it
+//! fsync the database themselves, so the pause does not write back what they copied.
 //!
 //! A round comes every [`INTERVAL`], or sooner once [`BYTES_PER_ROUND`] of frames were written,
 //! so a fast writer cannot carry the WAL far past the limit between two rounds.
@@ -23,6 +24,7 @@
 //! While a round works it sets the broker's [`BackgroundWork`], so the API's polling threads
 //! sleep until it is over rather than hold the cores it and the clients need.
 
+use std::fs::File;
 use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -83,6 +85,11 @@ impl Checkpointer {
             source,
         };
         let conn = crate::sqlite::connect(path)?;
+        // Read-only is enough: an fsync through any descriptor of a file writes its pages back.
+        let database = File::open(path).map_err(|source| BrokerError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
         let page_size: i64 = conn
             .query_row("PRAGMA page_size", [], |row| row.get(0))
@@ -116,7 +123,7 @@ impl Checkpointer {
                         );
                     }
                     documents.reclaim(|name| crate::sqlite::names_document_file(&conn, name));
-                    match checkpoint(&conn, &writer, wal_limit_pages) {
+                    match checkpoint(&conn, &writer, &database, wal_limit_pages) {
                         Ok(round) => tracing::trace!("checkpointed the broker WAL: {round:?}"),
                         Err(err) => {
                             tracing::warn!("checkpointing the broker WAL of {label}: {err}");
@@ -159,26 +166,70 @@ struct Round {
 
 /// One round: a `PASSIVE` checkpoint beside the writers, then, if the WAL holds `limit` pages
 /// or more, another with the writers held off.
-///
-/// Before the writers are held off, further checkpoints beside them copy what they appended
-/// during the one before, as long as that took over [`CATCH_UP_ABOVE`] (at most
-/// [`CATCH_UP_ROUNDS`] of them): each has less to copy than the last, so the pause copies only
-/// the frames of the last and is mostly its fsyncs. With one, the pause copied everything
-/// appended while the first copied 100 ms of WAL: one client posting 5 KB vCons appends the 64
-/// MiB limit about every round, and spent 5.6–6.7 % of its time in requests over 1 ms.
 fn checkpoint(
     conn: &Connection,
     writer: &Mutex<Connection>,
+    database: &File,
     limit: i64,
-) -> Result<Round, rusqlite::Error> {
-    let started = Instant::now();
+) -> Result<Round, RoundError> {
+    let copied = copy_beside_writers(conn, database, limit)?;
     let mut round = Round {
-        beside_writers: 1,
+        beside_writers: copied.copies,
         held_writers: false,
     };
-    if passive(conn)? < limit {
-        return Ok(round);
+    if copied.over_limit {
+        // Everything may be copied already, yet a commit since has appended to the WAL: only a
+        // round with the writers held off leaves nothing uncopied for the next commit to find.
+        let _writers_wait = writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        passive(conn)?;
+        round.held_writers = true;
     }
+    Ok(round)
+}
+
+/// What [`copy_beside_writers`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Copied {
+    /// Checkpoints run: the first, and the catch-up ones after it.
+    copies: usize,
+    /// Whether the WAL held `limit` pages or more, so the writers must now be held off.
+    over_limit: bool,
+}
+
+/// The part of a round beside the writers: a `PASSIVE` checkpoint, and if the WAL is over
+/// `limit`, what prepares the pause with the writers held off, so it stays short.
+///
+/// Further checkpoints copy what the writers appended during the one before, as long as that
+/// took over [`CATCH_UP_ABOVE`] (at most [`CATCH_UP_ROUNDS`] of them): each has less to copy
+/// than the last, so the pause copies only the frames of the last. With one, the pause copied
+/// everything appended while the first copied 100 ms of WAL: one client posting 5 KB vCons
+/// appends the 64 MiB limit about every round, and spent 5.6–6.7 % of its time in requests
+/// over 1 ms.
+///
+/// Each of these copies is followed by an fsync of the database. SQLite fsyncs the database
+/// only in a checkpoint that reaches the end of the WAL, which under load is only the one with
+/// the writers held off: that fsync then wrote back every page the copies beside the writers
+/// had left in the page cache since the pause before, tens of megabytes, and held the writers
+/// off 30–140 ms on a disk that takes 520 MB/s (5–10 ms after this change; docs/benchmarks.md).
+fn copy_beside_writers(
+    conn: &Connection,
+    database: &File,
+    limit: i64,
+) -> Result<Copied, RoundError> {
+    let started = Instant::now();
+    if passive(conn)? < limit {
+        return Ok(Copied {
+            copies: 1,
+            over_limit: false,
+        });
+    }
+    database.sync_data()?;
+    let mut copied = Copied {
+        copies: 1,
+        over_limit: true,
+    };
     let mut last = started.elapsed();
     for _ in 0..CATCH_UP_ROUNDS {
         if last <= CATCH_UP_ABOVE {
@@ -186,17 +237,21 @@ fn checkpoint(
         }
         let started = Instant::now();
         passive(conn)?;
-        round.beside_writers += 1;
+        database.sync_data()?;
+        copied.copies += 1;
         last = started.elapsed();
     }
-    // Everything may be copied already, yet a commit since has appended to the WAL: only a
-    // round with the writers held off leaves nothing uncopied for the next commit to find.
-    let _writers_wait = writer
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    passive(conn)?;
-    round.held_writers = true;
-    Ok(round)
+    Ok(copied)
+}
+
+/// Why a round of [`checkpoint`] stopped short. The thread logs it, and the next round starts
+/// over: nothing is lost, the WAL only stays longer.
+#[derive(Debug, thiserror::Error)]
+enum RoundError {
+    #[error("{0}")]
+    Checkpoint(#[from] rusqlite::Error),
+    #[error("fsyncing the database file after copying the WAL into it: {0}")]
+    SyncDatabase(#[from] std::io::Error),
 }
 
 /// WAL frames written by this process so far (every broker connection writes through
@@ -212,6 +267,8 @@ fn passive(conn: &Connection) -> Result<i64, rusqlite::Error> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
     use super::*;
 
     /// A broker-like file with a WAL of `pages` uncopied 2 KiB pages, and the writer connection.
@@ -234,11 +291,99 @@ mod tests {
         (crate::sqlite::connect(&path).unwrap(), Mutex::new(writer))
     }
 
+    /// The database file of [`file_with_wal`], as the checkpoint thread opens it.
+    fn database_of(dir: &tempfile::TempDir) -> File {
+        File::open(dir.path().join("broker.sqlite")).unwrap()
+    }
+
+    /// How many of `file`'s pages in the page cache are dirty (changed and not yet written
+    /// back), from the kernel's `cachestat` (Linux 6.5); `None` where the kernel lacks it.
+    #[allow(unsafe_code)]
+    fn dirty_pages(file: &File) -> Option<u64> {
+        use std::os::fd::AsRawFd;
+        /// `struct cachestat_range` of the kernel's uapi: the whole file.
+        #[repr(C)]
+        struct Range {
+            off: u64,
+            len: u64,
+        }
+        /// `struct cachestat` of the kernel's uapi.
+        #[repr(C)]
+        #[derive(Default)]
+        struct Stat {
+            nr_cache: u64,
+            nr_dirty: u64,
+            nr_writeback: u64,
+            nr_evicted: u64,
+            nr_recently_evicted: u64,
+        }
+        /// The same number on every architecture but alpha (libc does not name it yet).
+        const SYS_CACHESTAT: libc::c_long = 451;
+        let range = Range { off: 0, len: 0 };
+        let mut stat = Stat::default();
+        // SAFETY: the kernel reads `range` and writes `stat`, both alive for the call and laid
+        // out as its uapi structs; the descriptor is open for the call.
+        let answer = unsafe {
+            libc::syscall(
+                SYS_CACHESTAT,
+                file.as_raw_fd(),
+                &range as *const Range,
+                &mut stat as *mut Stat,
+                0u32,
+            )
+        };
+        (answer == 0).then_some(stat.nr_dirty)
+    }
+
+    #[test]
+    fn the_copies_beside_the_writers_leave_nothing_for_the_pause_to_write_back() {
+        let dir = tempfile::tempdir().unwrap();
+        // 20,000 frames (40 MB), more than the kernel writes back on its own within the test.
+        let (conn, writer) = file_with_wal(&dir, 20_000);
+        let wal = File::open(dir.path().join("broker.sqlite-wal")).unwrap();
+        let Some(dirty_wal) = dirty_pages(&wal) else {
+            panic!("this test needs Linux 6.5 or later (the cachestat system call)");
+        };
+        assert!(
+            dirty_wal > 0,
+            "the WAL's pages are not dirty in the page cache: this test needs a temporary \
+             directory on a disk-backed file system, not {} (set TMPDIR)",
+            dir.path().display()
+        );
+        let database = database_of(&dir);
+        // A writer commits all along, as under load, so no copy reaches the end of the WAL,
+        // which is when SQLite would fsync the database itself.
+        let (stop, commits) = (AtomicBool::new(false), AtomicUsize::new(0));
+        let copied = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let row = vec![1u8; 100];
+                while !stop.load(Ordering::Relaxed) {
+                    let writer = writer.lock().unwrap();
+                    writer.execute("INSERT INTO t VALUES (?1)", [&row]).unwrap();
+                    commits.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            while commits.load(Ordering::Relaxed) < 10 {
+                std::thread::yield_now();
+            }
+            let copied = copy_beside_writers(&conn, &database, 1_000);
+            stop.store(true, Ordering::Relaxed);
+            copied
+        })
+        .unwrap();
+        assert!(copied.over_limit, "{copied:?}");
+        assert_eq!(
+            dirty_pages(&database),
+            Some(0),
+            "the database's copied pages are written back before the writers are held off"
+        );
+    }
+
     #[test]
     fn a_wal_under_its_limit_is_copied_once_beside_the_writers() {
         let dir = tempfile::tempdir().unwrap();
         let (conn, writer) = file_with_wal(&dir, 100);
-        let round = checkpoint(&conn, &writer, 1_000).unwrap();
+        let round = checkpoint(&conn, &writer, &database_of(&dir), 1_000).unwrap();
         assert_eq!(
             round,
             Round {
@@ -254,7 +399,7 @@ mod tests {
         // 20,000 frames (40 MB): the first copy, and its fsync, take well over CATCH_UP_ABOVE
         // on any disk, so at least one catch-up copy follows before the writers are held.
         let (conn, writer) = file_with_wal(&dir, 20_000);
-        let round = checkpoint(&conn, &writer, 1_000).unwrap();
+        let round = checkpoint(&conn, &writer, &database_of(&dir), 1_000).unwrap();
         assert!(round.held_writers, "{round:?}");
         assert!(
             (2..=1 + CATCH_UP_ROUNDS).contains(&round.beside_writers),
