@@ -212,7 +212,7 @@ struct Copied {
 /// only in a checkpoint that reaches the end of the WAL, which under load is only the one with
 /// the writers held off: that fsync then wrote back every page the copies beside the writers
 /// had left in the page cache since the pause before, tens of megabytes, and held the writers
-/// off 30–140 ms on a disk that takes 520 MB/s (5–10 ms after this change; docs/benchmarks.md).
+/// off 30–140 ms on a disk that takes 520 MB/s; with these fsyncs, 5–10 ms (docs/benchmarks.md).
 fn copy_beside_writers(
     conn: &Connection,
     database: &File,
