@@ -180,11 +180,19 @@ fn checkpoint(
     if copied.over_limit {
         // Everything may be copied already, yet a commit since has appended to the WAL: only a
         // round with the writers held off leaves nothing uncopied for the next commit to find.
-        let _writers_wait = writer
+        let writers_wait = writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let held = Instant::now();
         passive(conn)?;
+        drop(writers_wait);
         round.held_writers = true;
+        // What each commit waited at most (`VCON_LOG=vcon_broker=debug`): the pause a client
+        // sees once per WAL limit.
+        tracing::debug!(
+            "the broker's checkpoint held the writers off for {:?} to start the WAL over",
+            held.elapsed()
+        );
     }
     Ok(round)
 }
@@ -288,7 +296,10 @@ mod tests {
             insert.execute([vec![7u8; 1900]]).unwrap();
         }
         drop(insert);
-        (crate::sqlite::connect(&path).unwrap(), Mutex::new(writer))
+        // The checkpoint thread's connection, set up as `Checkpointer::start` sets it up.
+        let conn = crate::sqlite::connect(&path).unwrap();
+        conn.busy_timeout(Duration::from_secs(10)).unwrap();
+        (conn, Mutex::new(writer))
     }
 
     /// The database file of [`file_with_wal`], as the checkpoint thread opens it.
@@ -340,17 +351,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // 20,000 frames (40 MB), more than the kernel writes back on its own within the test.
         let (conn, writer) = file_with_wal(&dir, 20_000);
-        let wal = File::open(dir.path().join("broker.sqlite-wal")).unwrap();
-        let Some(dirty_wal) = dirty_pages(&wal) else {
-            panic!("this test needs Linux 6.5 or later (the cachestat system call)");
-        };
-        assert!(
-            dirty_wal > 0,
-            "the WAL's pages are not dirty in the page cache: this test needs a temporary \
-             directory on a disk-backed file system, not {} (set TMPDIR)",
-            dir.path().display()
-        );
         let database = database_of(&dir);
+        assert!(
+            dirty_pages(&database).is_some(),
+            "this test needs Linux 6.5 or later (the cachestat system call)"
+        );
+        /// tmpfs keeps no page dirty: nothing there is ever written back.
+        const TMPFS_MAGIC: i64 = 0x0102_1994;
+        assert_ne!(
+            rustix::fs::statfs(dir.path()).unwrap().f_type as i64,
+            TMPFS_MAGIC,
+            "this test needs a temporary directory on a disk-backed file system, not tmpfs \
+             (set TMPDIR)"
+        );
         // A writer commits all along, as under load, so no copy reaches the end of the WAL,
         // which is when SQLite would fsync the database itself.
         let (stop, commits) = (AtomicBool::new(false), AtomicUsize::new(0));
@@ -363,13 +376,18 @@ mod tests {
                     commits.fetch_add(1, Ordering::Relaxed);
                 }
             });
-            while commits.load(Ordering::Relaxed) < 10 {
+            let started = Instant::now();
+            while commits.load(Ordering::Relaxed) < 10
+                && started.elapsed() < Duration::from_secs(10)
+            {
                 std::thread::yield_now();
             }
-            let copied = copy_beside_writers(&conn, &database, 1_000);
+            let copied = (commits.load(Ordering::Relaxed) >= 10)
+                .then(|| copy_beside_writers(&conn, &database, 1_000));
             stop.store(true, Ordering::Relaxed);
             copied
         })
+        .expect("the writer never committed")
         .unwrap();
         assert!(copied.over_limit, "{copied:?}");
         assert_eq!(
@@ -412,5 +430,29 @@ mod tests {
             })
             .unwrap();
         assert_eq!(log, copied, "every frame was copied back");
+    }
+
+    #[test]
+    fn a_database_that_cannot_be_fsynced_ends_the_round_before_the_writers_are_held_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let (conn, writer) = file_with_wal(&dir, 2_000);
+        // A pipe: `fsync` refuses it (EINVAL), as a failing disk would refuse the file.
+        let (pipe, _other_end) = std::io::pipe().unwrap();
+        let unsyncable = File::from(std::os::fd::OwnedFd::from(pipe));
+        let err = checkpoint(&conn, &writer, &unsyncable, 1_000).unwrap_err();
+        assert!(matches!(err, RoundError::SyncDatabase(_)), "{err:?}");
+        assert!(
+            err.to_string().contains("fsyncing the database file"),
+            "{err}"
+        );
+        // Nothing is lost: the next round, with the file, finishes the job.
+        let round = checkpoint(&conn, &writer, &database_of(&dir), 1_000).unwrap();
+        assert!(round.held_writers, "{round:?}");
+        let rows: i64 = writer
+            .lock()
+            .unwrap()
+            .query_row("SELECT count(*) FROM t", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(rows, 2_000);
     }
 }
