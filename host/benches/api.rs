@@ -27,7 +27,8 @@
 //! connection of `support/load_client.rs` (one write per request). The output opens with what
 //! the machine's page cache and disk did just before the runs and closes with the share of CPU
 //! time the hypervisor took meanwhile, since on a virtual machine those move the figures from
-//! one day to the next.
+//! one day to the next. The API-only and broker-write rows end with `disk`: what the machine
+//! wrote to its disks during the row, to read beside the opening line's rate to the disk.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::io::{BufRead, BufReader};
@@ -98,11 +99,13 @@ fn api_only_row(
 ) -> f64 {
     let total = docs.len();
     let cpu_before = server.map(|pid| (pid, process_cpu(pid)));
+    let disk_before = disk_bytes_written();
     let Posted {
         elapsed,
         latencies,
         client,
     } = post_all(url, docs, clients);
+    let disk = disk_rate(disk_before, elapsed);
     let cpu_per_request = cpu_before
         .map(|(pid, before)| micros(process_cpu(pid).saturating_sub(before) / total as u32))
         .unwrap_or_else(|| "-".to_owned());
@@ -111,7 +114,7 @@ fn api_only_row(
     let all: Duration = latencies.iter().sum();
     let rate = total as f64 / elapsed.as_secs_f64();
     println!(
-        "{:<22} {:>8} {:>12.0} {:>10} {:>10} {:>10} {:>10} {:>9.1}% {:>10} {:>10} {:>11}",
+        "{:<22} {:>8} {:>12.0} {:>10} {:>10} {:>10} {:>10} {:>9.1}% {:>10} {:>10} {:>11} {:>10}",
         label,
         clients,
         rate,
@@ -122,7 +125,8 @@ fn api_only_row(
         100.0 * beyond.as_secs_f64() / all.as_secs_f64(),
         cpu_per_request,
         micros(client.ran / total as u32),
-        micros(client.waited / total as u32)
+        micros(client.waited / total as u32),
+        disk
     );
     rate
 }
@@ -191,7 +195,7 @@ fn api_only_set(
 ) {
     println!("\nPOST /vcon of {label}, the API only (nothing consumes the list)");
     println!(
-        "{:<22} {:>8} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>11}",
+        "{:<22} {:>8} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>11} {:>10}",
         "server",
         "clients",
         "posts/s",
@@ -202,7 +206,8 @@ fn api_only_set(
         ">1 ms",
         "CPU/req",
         "client CPU",
-        "client wait"
+        "client wait",
+        "disk"
     );
     for &clients in client_counts {
         let mut ratios = Vec::new();
@@ -506,6 +511,8 @@ fn broker_writes(doc: &[u8], count: usize) -> BrokerWrites {
     let lists = vec!["in".to_owned()];
     let ttl = Some(Duration::from_secs(3600));
     let frames_before = sqlite_wal_vfs::wal_writes().frames;
+    let disk_before = disk_bytes_written();
+    let started_all = Instant::now();
     let mut times: Vec<Duration> = docs
         .into_iter()
         .map(|bytes| {
@@ -515,10 +522,12 @@ fn broker_writes(doc: &[u8], count: usize) -> BrokerWrites {
             started.elapsed()
         })
         .collect();
+    let disk = disk_rate(disk_before, started_all.elapsed());
     let frames = sqlite_wal_vfs::wal_writes().frames - frames_before;
     times.sort();
     BrokerWrites {
         pages_per_commit: frames as f64 / count as f64,
+        disk,
         times,
     }
 }
@@ -530,6 +539,8 @@ struct BrokerWrites {
     /// WAL pages appended per commit (the broker writes through `sqlite-wal-vfs`, which counts
     /// them): what each vCon costs the WAL and the checkpoint that copies it back.
     pages_per_commit: f64,
+    /// What the machine wrote to its disks meanwhile ([`disk_rate`]).
+    disk: String,
 }
 
 /// Prints one row of broker-write figures. The mean counts the checkpoint thread's pauses (it
@@ -537,14 +548,15 @@ struct BrokerWrites {
 fn broker_write_row(label: &str, writes: &BrokerWrites) {
     let times = &writes.times;
     println!(
-        "{:<10} {:>8} {:>10} {:>10} {:>10} {:>10} {:>11.1}",
+        "{:<10} {:>8} {:>10} {:>10} {:>10} {:>10} {:>11.1} {:>10}",
         label,
         times.len(),
         micros(percentile(times, 0.5)),
         micros(mean(times)),
         micros(percentile(times, 0.99)),
         micros(times[times.len() - 1]),
-        writes.pages_per_commit
+        writes.pages_per_commit,
+        writes.disk
     );
 }
 
@@ -558,6 +570,41 @@ fn env_count(name: &str, default: usize) -> usize {
 
 fn micros(d: Duration) -> String {
     format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
+/// Bytes the machine has written to its disks so far: the sectors written (always 512 bytes in
+/// `/proc/diskstats`) of every block device that sits on no other (a partition, or a
+/// device-mapper volume over a disk, would count the same writes twice). `None` off Linux.
+fn disk_bytes_written() -> Option<u64> {
+    let stats = std::fs::read_to_string("/proc/diskstats").ok()?;
+    let mut bytes = 0;
+    for line in stats.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(name), Some(sectors)) = (fields.get(2), fields.get(9)) else {
+            continue;
+        };
+        let device = std::path::Path::new("/sys/block").join(name);
+        let over_another =
+            std::fs::read_dir(device.join("slaves")).is_ok_and(|mut under| under.next().is_some());
+        if device.exists() && !over_another {
+            bytes += sectors.parse::<u64>().ok()? * 512;
+        }
+    }
+    Some(bytes)
+}
+
+/// The disks' write rate since `before` ([`disk_bytes_written`]), over `elapsed`, for a row's
+/// `disk` column: the writeback of everything on the machine, not only the server's (the
+/// compared server's Redis here keeps nothing on disk). Read beside the `machine:` line's rate
+/// to the disk, it says how close a row came to what the disk takes.
+fn disk_rate(before: Option<u64>, elapsed: Duration) -> String {
+    match (before, disk_bytes_written()) {
+        (Some(before), Some(after)) => format!(
+            "{:.0} MB/s",
+            after.saturating_sub(before) as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6
+        ),
+        _ => "-".to_owned(),
+    }
 }
 
 /// The CPU's `(stolen, all)` ticks so far, from `/proc/stat`'s first line (`None` off Linux).
@@ -728,8 +775,8 @@ fn main() {
         "\nBroker writes: Broker::ingest of one vCon per commit, in process, as `run` opens it"
     );
     println!(
-        "{:<10} {:>8} {:>10} {:>10} {:>10} {:>10} {:>11}",
-        "vCon", "commits", "p50", "mean", "p99", "max", "WAL pages"
+        "{:<10} {:>8} {:>10} {:>10} {:>10} {:>10} {:>11} {:>10}",
+        "vCon", "commits", "p50", "mean", "p99", "max", "WAL pages", "disk"
     );
     let five_kb_writes = broker_writes(&five_kb, requests * 5);
     broker_write_row("5 KB", &five_kb_writes);
