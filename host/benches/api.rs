@@ -18,8 +18,7 @@
 //! `VCON_BENCH_CLIENTS` which client counts run (`1,8`; default `1,8,64`),
 //! `VCON_BENCH_ROUNDS` how many times each API-only row runs (alternating with the compared
 //! server, so both see the machine in the same state; the median ratio closes each client count),
-//! `VCON_BENCH_API_SETS` which documents the rows post (`5kb,fake,cat1`; the API-only rows have
-//! no `fake`),
+//! `VCON_BENCH_API_SETS` which documents the rows post (`5kb,fake,cat1`),
 //! `cargo xtask bench api -- api-only` runs only the API-only rows (and the broker writes), and
 //! `-- broker-only` only the broker writes. `VCON_BENCH_HOST_BIN=PATH` runs another build of
 //! `vcon-host` (another commit's, built beside) in place of this one, so two builds can be
@@ -736,6 +735,13 @@ fn main() {
         let rounds = env_count("VCON_BENCH_ROUNDS", 1).max(1);
         for (name, label, sources, count) in [
             ("5kb", "the 5 KB vCon", vec![five_kb.clone()], requests),
+            // The "fake set": each request the next of the 601 (1-10 KB), round robin.
+            (
+                "fake",
+                "the 601 fake vCons (1-10 KB)",
+                fake.clone(),
+                requests,
+            ),
             // Half as many cat1s as 5 KB posts (1,500 by default): a run of a few hundred
             // measured mostly a fresh process growing its heap and the page cache taking its
             // first pages, which a server posted to all day does not see.
