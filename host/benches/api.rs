@@ -28,6 +28,8 @@
 //! time the hypervisor took meanwhile, since on a virtual machine those move the figures from
 //! one day to the next. The API-only and broker-write rows end with `disk`: what the machine
 //! wrote to its disks during the row, to read beside the opening line's rate to the disk.
+//! The host's log lines (its warnings, or what `VCON_LOG` asks for) come out on the bench's
+//! stderr, prefixed `host:`.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::io::{BufRead, BufReader};
@@ -308,17 +310,21 @@ impl Host {
             .arg(plugin_dir())
             .args(["run", "--bind", "127.0.0.1:0"])
             .current_dir(&dir)
-            .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        // The address goes to the bench; the host's log lines (its warnings by default, or what
+        // `VCON_LOG` asks for, e.g. `vcon_broker=debug` for each checkpoint pause) go on
+        // to the bench's stderr, prefixed; its own status lines (`vcon-host: ...`) do not.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.strip_prefix("vcon-host: API on http://") {
                     let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+                } else if !line.starts_with("vcon-host: ") {
+                    eprintln!("host: {line}");
                 }
             }
         });
