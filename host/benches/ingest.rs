@@ -72,7 +72,7 @@ fn run_once(config: &str, files: &[PathBuf]) -> Duration {
     let lists = vec!["in".to_owned()];
 
     let started = Instant::now();
-    let summary = ingest::ingest(&*broker, files, &lists, None, false).unwrap();
+    let summary = ingest::ingest(&*broker, files, &lists, None, false, false).unwrap();
     assert_eq!(summary.accepted, files.len());
     let stop = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(RwLock::new(Arc::new(pipeline)));

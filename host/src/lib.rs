@@ -12,6 +12,7 @@
 //!    concurrency limits), and only then pushes egress lists;
 //! 3. failures go to dead-letter lists, replayed by [`commands::dlq`].
 //!
+//! [`stored_form`] is what a vCon entering at ingress is stored as (its whitespace dropped).
 //! [`pipeline`] is a config compiled into what workers run; [`app`] gathers what every command
 //! needs; [`plugin_paths`] is where plugins are looked up.
 
@@ -24,4 +25,5 @@ pub mod metrics;
 pub mod pipeline;
 pub mod plugin_paths;
 pub mod storages;
+pub mod stored_form;
 pub mod worker;

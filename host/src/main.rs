@@ -241,7 +241,14 @@ fn dispatch(cli: Cli) -> Result<bool> {
             let broker = app::open_broker(&config)?;
             let files = ingest::collect_files(&paths)?;
             let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            let summary = ingest::ingest(&*broker, &files, &lists, config.host.hot_ttl, progress)?;
+            let summary = ingest::ingest(
+                &*broker,
+                &files,
+                &lists,
+                config.host.hot_ttl,
+                config.host.keep_whitespace,
+                progress,
+            )?;
             ingest::report(&summary, &lists, stdout)
         }
         Command::Get { uuid, storage } => {

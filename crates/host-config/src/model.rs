@@ -66,10 +66,18 @@ pub struct HostSettings {
     /// client's next request then finds it awake, for up to this much CPU per answer. The
     /// default is longer than a client on the same machine or network segment takes to read a
     /// large answer and send its next request (a 270 KB vCon each way), and short enough that
-    /// a trickle of requests costs little. The API's document stager and its broker writer poll
-    /// their queues as long after each job. None of the three polls while the embedded
+    /// a trickle of requests costs little. The API's broker thread (its document stager and
+    /// broker writer) polls its queue as long after each job. Neither polls while the embedded
     /// broker's checkpoint thread works, so it and the clients have the cores.
     pub api_busy_poll_us: u64,
+    /// Whether a vCon entering at ingress (`POST /vcon`, external ingress, `vcon-host
+    /// ingest`) is stored byte for byte as it came (`host.keep_whitespace`,
+    /// `VCON_KEEP_WHITESPACE`; default `false`). By default the whitespace between its tokens is
+    /// dropped first, nothing else: every key, string and number keeps its exact text and
+    /// order. A pretty-printed vCon is about half indentation (cat1: 275,840 bytes, 140,410
+    /// without), which every storage would otherwise keep and every read would send. The
+    /// Python server keeps no whitespace either: it stores and answers its own re-serialisation.
+    pub keep_whitespace: bool,
 }
 
 /// Which broker to use: the embedded SQLite file or a Redis server.

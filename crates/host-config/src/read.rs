@@ -309,6 +309,7 @@ impl Reader<'_> {
             "storage_concurrency",
             "max_body_bytes",
             "api_busy_poll_us",
+            "keep_whitespace",
         ];
         let entries: &[Entry] = match section {
             Some(entry) => self.entries(&entry.value, "host"),
@@ -350,6 +351,7 @@ impl Reader<'_> {
             storage_concurrency: 4,
             max_body_bytes: 10 * 1024 * 1024,
             api_busy_poll_us: 1000,
+            keep_whitespace: false,
         };
         let bind = setting("bind", Some("VCON_HOST_BIND"));
         let token = setting("api_token", Some("CONSERVER_API_TOKEN"));
@@ -366,6 +368,7 @@ impl Reader<'_> {
         let concurrency = setting("storage_concurrency", None);
         let max_body = setting("max_body_bytes", Some("VCON_MAX_BODY_BYTES"));
         let busy_poll = setting("api_busy_poll_us", Some("VCON_API_BUSY_POLL_US"));
+        let keep_whitespace = setting("keep_whitespace", Some("VCON_KEEP_WHITESPACE"));
 
         if let Some((node, key)) = bind {
             if let Some(bind) = self.text(&node, &key) {
@@ -449,6 +452,9 @@ impl Reader<'_> {
                 .count(&node, &key, 0)
                 .and_then(|us| u64::try_from(us).ok())
                 .unwrap_or(host.api_busy_poll_us);
+        }
+        if let Some((node, key)) = keep_whitespace {
+            host.keep_whitespace = self.flag(&node, &key).unwrap_or(host.keep_whitespace);
         }
         host
     }

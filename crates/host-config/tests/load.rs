@@ -267,11 +267,13 @@ fn python_environment_variables_fill_host_settings() {
             ("VCON_REDIS_EXPIRY", "3600"),
             ("REDIS_URL", "redis://:pw@127.0.0.1:6379"),
             ("VCON_API_BUSY_POLL_US", "0"),
+            ("VCON_KEEP_WHITESPACE", "yes"),
         ],
     )
     .unwrap();
     let host = loaded.config.host;
     assert_eq!(host.workers, 6);
+    assert!(host.keep_whitespace, "VCON_KEEP_WHITESPACE=yes");
     assert_eq!(
         host.api_busy_poll_us, 0,
         "VCON_API_BUSY_POLL_US=0 turns polling off"
@@ -310,9 +312,10 @@ host:
     max_attempts: 3
   dlq_ttl: 7d
   api_busy_poll_us: -1
+  keep_whitespace: sometimes
 ",
     );
-    assert_eq!(errors.len(), 4, "{errors:?}");
+    assert_eq!(errors.len(), 5, "{errors:?}");
     assert!(
         errors[0].starts_with("config.yml:3: host.wrokers: unknown host setting"),
         "{errors:?}"
@@ -329,12 +332,19 @@ host:
         errors[3].starts_with("config.yml:9: host.api_busy_poll_us: expected a whole number ≥ 0"),
         "{errors:?}"
     );
+    assert!(
+        errors[4].starts_with(
+            "config.yml:10: host.keep_whitespace: expected true or false, found \"sometimes\""
+        ),
+        "{errors:?}"
+    );
 
     let text = format!(
         "host:\n  dlq_ttl: 2d\n  retry: {{max_backoff: 500ms, initial_backoff: 0.05}}\n{MINIMAL}"
     );
     let host = load_str(&text, &[]).unwrap().config.host;
     assert_eq!(host.api_busy_poll_us, 1000, "the default");
+    assert!(!host.keep_whitespace, "whitespace is dropped by default");
     assert_eq!(host.dlq_ttl, Some(Duration::from_secs(2 * 86400)));
     assert_eq!(host.retry.max_backoff, Duration::from_millis(500));
     assert_eq!(host.retry.initial_backoff, Duration::from_millis(50));

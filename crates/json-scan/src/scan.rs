@@ -122,41 +122,22 @@ impl<'a> Scan<'a> {
         Some(())
     }
 
-    /// The escaped bytes of a block with backslashes (rare: one sequential pass over them), each
-    /// escape checked as serde_json checks one it skips.
+    /// The escaped bytes of a block with backslashes ([`escaped_bytes`]), each escape checked
+    /// as serde_json checks one it skips.
     fn escapes(&mut self, base: usize, backslashes: u64) -> Option<u64> {
-        let mut escaped = self.carry.escaped;
-        self.carry.escaped = 0;
-        let mut rest = backslashes;
-        while rest != 0 {
-            let bit = rest.trailing_zeros();
-            rest &= rest - 1;
-            if escaped & (1 << bit) != 0 {
-                continue;
-            }
+        let text = self.text.as_bytes();
+        escaped_bytes(backslashes, &mut self.carry.escaped, |bit| {
             let at = base + bit as usize;
-            match self.text.as_bytes().get(at + 1)? {
-                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
-                b'u' => {
-                    if !self
-                        .text
-                        .as_bytes()
-                        .get(at + 2..at + 6)?
-                        .iter()
-                        .all(u8::is_ascii_hexdigit)
-                    {
-                        return None;
-                    }
-                }
-                _ => return None,
+            match text.get(at + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(()),
+                b'u' => text
+                    .get(at + 2..at + 6)?
+                    .iter()
+                    .all(u8::is_ascii_hexdigit)
+                    .then_some(()),
+                _ => None,
             }
-            if bit == 63 {
-                self.carry.escaped = 1;
-            } else {
-                escaped |= 1 << (bit + 1);
-            }
-        }
-        Some(escaped)
+        })
     }
 
     /// The token starting at `at` (a structural character, an opening quote, or the first byte
@@ -309,9 +290,38 @@ impl<'a> Scan<'a> {
     }
 }
 
+/// The bytes of a block that a backslash escapes: the byte after each backslash that is not
+/// itself escaped, in one sequential pass over the backslashes (rare in a vCon). `carry` is 1
+/// when the previous block ended with such a backslash, and is set for the next block. `check`
+/// sees each escaping backslash's bit before it counts (the scan validates the escape there);
+/// its `None` ends the pass with `None`.
+#[inline]
+pub(crate) fn escaped_bytes(
+    backslashes: u64,
+    carry: &mut u64,
+    mut check: impl FnMut(u32) -> Option<()>,
+) -> Option<u64> {
+    let mut escaped = std::mem::take(carry);
+    let mut rest = backslashes;
+    while rest != 0 {
+        let bit = rest.trailing_zeros();
+        rest &= rest - 1;
+        if escaped & (1 << bit) != 0 {
+            continue;
+        }
+        check(bit)?;
+        if bit == 63 {
+            *carry = 1;
+        } else {
+            escaped |= 1 << (bit + 1);
+        }
+    }
+    Some(escaped)
+}
+
 /// Bit `i` of the result is the XOR of bits `0..=i` of `x`.
 #[inline(always)]
-fn prefix_xor(mut x: u64) -> u64 {
+pub(crate) fn prefix_xor(mut x: u64) -> u64 {
     x ^= x << 1;
     x ^= x << 2;
     x ^= x << 4;

@@ -16,10 +16,11 @@
 //! A request whose client went away while it was queued is dropped unwritten: it was never
 //! acknowledged, so nothing acknowledged is lost.
 //!
-//! Where the write runs: for the embedded broker, on a writer thread of its own
-//! ([`GroupCommit::with_writer`], a [`PollThread`]) when `run` could start one, else inline on
-//! the API thread. The writer thread answers every request of the batch itself, so a leader
-//! whose client goes away mid-write costs the others nothing. Why a thread, when a hand-off is
+//! Where the write runs: for the embedded broker, on a writer thread
+//! ([`GroupCommit::with_writer`], a [`PollThread`], which `run` shares with the document
+//! [`super::stager`]) when `run` could start one, else inline on the API thread. The writer
+//! thread answers every request of the batch itself, so a leader whose client goes away
+//! mid-write costs the others nothing. Why a thread, when a hand-off is
 //! what the leader pattern avoids: the API thread's own work (HTTP, validation, the socket
 //! writes) and SQLite's (its page cache, B-trees and WAL) evicted each other from one core's
 //! caches, and the broker write took 61 µs inside a one-client `POST` against 39 µs alone. On
@@ -78,15 +79,15 @@ pub struct GroupCommit {
     queue: Mutex<VecDeque<Queued>>,
     leading: AtomicBool,
     /// Where an embedded broker's batches are written; `None`: on the leader's own thread.
-    writer: Option<PollThread>,
+    writer: Option<Arc<PollThread>>,
 }
 
 impl GroupCommit {
     /// A group commit that writes an embedded broker's batches on `writer` (see the module
     /// docs); [`GroupCommit::default`] writes them on the leader's thread.
-    pub fn with_writer(writer: PollThread) -> Self {
+    pub fn with_writer(writer: impl Into<Arc<PollThread>>) -> Self {
         Self {
-            writer: Some(writer),
+            writer: Some(writer.into()),
             ..Self::default()
         }
     }

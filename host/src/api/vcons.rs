@@ -11,25 +11,36 @@ use axum::response::{IntoResponse, Response};
 use super::body::read_body;
 use super::group_commit::Ingest;
 use super::routes::Params;
+use super::stager::Staging;
 use super::{auth, blocking, ApiError, ApiState};
 use crate::broker::{now_us, HotVcon, ListingPage};
+use crate::stored_form::stored_form;
 
-/// A vCon from the request body: validated, index fields extracted. The body's buffer becomes
-/// the hot-store document as it is (a clone of `Bytes` shares it).
-fn parse_vcon(bytes: &Bytes) -> Result<HotVcon, ApiError> {
-    HotVcon::from_json(bytes.clone(), now_us()).map_err(|err| ApiError::invalid_vcon(&err))
+/// A vCon from the request body: validated, index fields extracted, and when `compact` in its
+/// stored form ([`stored_form`], else the body's buffer as it is: a clone of `Bytes` shares
+/// it). Validated before it is compacted: dropping whitespace from invalid JSON can make it look
+/// valid.
+fn parse_vcon(bytes: &Bytes, compact: bool) -> Result<HotVcon, ApiError> {
+    let mut vcon =
+        HotVcon::from_json(bytes.clone(), now_us()).map_err(|err| ApiError::invalid_vcon(&err))?;
+    if compact {
+        vcon.json = stored_form(vcon.json, false);
+    }
+    Ok(vcon)
 }
 
 /// Bodies at least this large are validated on the blocking pool while other ingests are in
 /// flight ([`validate`]); below it the hand-off costs more than the validation.
 const VALIDATE_ELSEWHERE_BYTES: usize = 64 << 10;
 
-/// Validates a posted vCon. The API runs on one thread ([`super::server`]), so with several
-/// clients a large document's validation (cat1, 270 KB: about 130 µs in `cargo xtask bench
-/// vcon`) would hold up every other request. While another ingest is in flight, a body of
-/// [`VALIDATE_ELSEWHERE_BYTES`] or more is validated on the blocking pool instead, on the other
-/// core, and the API thread goes on reading and answering. A lone request, or a small body, is validated inline: the hand-off to another
-/// thread costs tens of microseconds where idle cores sleep, which would only add to its latency.
+/// Validates a posted vCon (and compacts it when `compact`, see [`parse_vcon`]). The API runs
+/// on one thread ([`super::server`]), so with several clients a large document's validation
+/// (cat1, 270 KB: about 130 µs in `cargo xtask bench vcon`) would hold up every other request.
+/// While another ingest is in flight, a body of [`VALIDATE_ELSEWHERE_BYTES`] or more is
+/// validated on the blocking pool instead, on the other core, and the API thread goes on
+/// reading and answering. A lone request, or a small body, is validated inline: the hand-off to
+/// another thread costs tens of microseconds where idle cores sleep, which would only add to
+/// its latency.
 ///
 /// At most one validation per other core runs elsewhere at once
 /// ([`ApiState::validating_elsewhere`]); when they are all taken the API thread validates
@@ -37,18 +48,19 @@ const VALIDATE_ELSEWHERE_BYTES: usize = 64 << 10;
 async fn validate(
     state: &ApiState,
     bytes: &Bytes,
+    compact: bool,
     in_flight: &InFlight<'_>,
 ) -> Result<HotVcon, ApiError> {
     if bytes.len() < VALIDATE_ELSEWHERE_BYTES || in_flight.others == 0 {
-        return parse_vcon(bytes);
+        return parse_vcon(bytes, compact);
     }
     let Ok(permit) = Arc::clone(&state.validating_elsewhere).try_acquire_owned() else {
-        return parse_vcon(bytes);
+        return parse_vcon(bytes, compact);
     };
     crate::metrics::global().validated_off_thread.inc();
     let bytes = bytes.clone();
     tokio::task::spawn_blocking(move || {
-        let vcon = parse_vcon(&bytes);
+        let vcon = parse_vcon(&bytes, compact);
         drop(permit);
         vcon
     })
@@ -56,30 +68,41 @@ async fn validate(
     .map_err(|err| ApiError::internal(format!("validating the vCon failed: {err}")))?
 }
 
-/// [`validate`], and for a large document posted alone its write meanwhile: an embedded broker
-/// that keeps large documents as files writes this one on the [`super::stager`] thread while the
-/// API thread validates it ([`crate::broker::Broker::stage_document`]), so the file's write and
-/// CRC take the idle core instead of adding to the request (one-client cat1 p50 540–661 µs
-/// without, 436–477 µs with, in `cargo xtask bench api`). While other ingests are in flight no
-/// core is idle, and the extra hand-off only costs: cat1 with 64 clients went from 1,632–1,842
-/// to 1,228–1,687 requests/s when every large post staged its document (docs/benchmarks.md).
-/// A document found invalid leaves nothing behind: its staged file is given up when the
-/// staging's result is dropped. A staging that failed leaves the write to the ingest, which
-/// reports the error.
+/// [`validate`], and the document put in its stored form ([`stored_form`]); for a large
+/// document posted alone, that and its write happen meanwhile: an embedded broker that keeps
+/// large documents as files gets this one from the [`super::stager`] thread, compacted and
+/// written while the API thread validates the body as posted
+/// ([`crate::broker::Broker::stage_document`]), so the compaction, the file's write and its CRC
+/// take the idle core instead of adding to the request (one-client cat1 p50 540–661 µs without
+/// the staging, 436–477 µs with, in `cargo xtask bench api`). While other ingests are in flight
+/// no core is idle, and the extra hand-off only costs: cat1 with 64 clients went from
+/// 1,632–1,842 to 1,228–1,687 requests/s when every large post staged its document
+/// (docs/benchmarks.md). A document found invalid leaves nothing behind: its staged file is
+/// given up when the staging's result is dropped. A staging that failed leaves the write to the
+/// ingest, which reports the error.
 async fn validate_and_stage(
     state: &ApiState,
     bytes: &Bytes,
+    keep_whitespace: bool,
     in_flight: &InFlight<'_>,
 ) -> Result<HotVcon, ApiError> {
     let alone = in_flight.others == 0;
     let large = bytes.len() >= VALIDATE_ELSEWHERE_BYTES;
     let staging = match &state.stager {
-        Some(stager) if alone && large => Some(stager.stage(bytes.clone())),
+        Some(stager) if alone && large => Some(stager.stage(bytes.clone(), keep_whitespace)),
         _ => None,
     };
-    let mut vcon = validate(state, bytes, in_flight).await?;
+    let compact_here = !keep_whitespace && staging.is_none();
+    let mut vcon = validate(state, bytes, compact_here, in_flight).await?;
     if let Some(staging) = staging {
-        vcon.staged = staging.await.map(Arc::new);
+        match staging.await {
+            Some(Staging { stored, staged }) => {
+                vcon.json = stored;
+                vcon.staged = staged.map(Arc::new);
+            }
+            // The stager is gone: its work is done here.
+            None => vcon.json = stored_form(vcon.json, keep_whitespace),
+        }
     }
     Ok(vcon)
 }
@@ -123,7 +146,9 @@ fn json_bytes(status: StatusCode, bytes: impl Into<Body>) -> Response {
 }
 
 /// Creates a vCon: stores it in the hot store (time to live `host.hot_ttl`), lists it, indexes
-/// its parties, and queues it on every `ingress_lists` given, in one broker transaction.
+/// its parties, and queues it on every `ingress_lists` given, in one broker transaction. It is
+/// stored, and answered, without the whitespace between its tokens unless
+/// `host.keep_whitespace` is set ([`stored_form`]).
 #[utoipa::path(
     post, path = "/vcon", tag = "vcons",
     params(("ingress_lists" = Option<Vec<String>>, Query, explode, description = "Lists to queue the vCon on (repeatable)")),
@@ -150,14 +175,15 @@ pub async fn create(
     let in_flight = InFlight::enter(&state.ingests_in_flight);
     let config = state.config();
     let bytes = read_body(body, config.host.max_body_bytes).await?;
-    let vcon = validate_and_stage(&state, &bytes, &in_flight).await?;
+    let vcon = validate_and_stage(&state, &bytes, config.host.keep_whitespace, &in_flight).await?;
+    let stored = vcon.json.clone();
     let ingest = Ingest {
         vcon,
         lists,
         ttl: config.host.hot_ttl,
     };
     state.ingests.ingest(&state.broker, ingest).await?;
-    Ok(json_bytes(StatusCode::CREATED, bytes))
+    Ok(json_bytes(StatusCode::CREATED, stored))
 }
 
 /// Takes a vCon from a partner: the key must be one of `ingress_auth[ingress_list]` (checked
@@ -191,7 +217,7 @@ pub async fn external_ingress(
     )?;
     let in_flight = InFlight::enter(&state.ingests_in_flight);
     let bytes = read_body(body, config.host.max_body_bytes).await?;
-    let vcon = validate_and_stage(&state, &bytes, &in_flight).await?;
+    let vcon = validate_and_stage(&state, &bytes, config.host.keep_whitespace, &in_flight).await?;
     let ingest = Ingest {
         vcon,
         lists: vec![list],

@@ -4,6 +4,8 @@
 //! Directories are walked for `*.json` (including `*.vcon.json`). Valid documents are stored
 //! in the hot store and pushed to the ingress lists in transactions of a few hundred; invalid
 //! ones are refused, with the file and the reason, and nothing of them is stored.
+//! Documents are stored as `POST /vcon` stores them: without the whitespace between their
+//! tokens unless `host.keep_whitespace` is set.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,7 @@ use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::broker::{now_us, Broker, HotVcon};
+use crate::stored_form::stored_form;
 
 /// Documents per broker transaction: large enough to amortise the commit, small enough that a
 /// crash loses little progress (nothing acknowledged is lost either way).
@@ -56,12 +59,15 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// Validates and queues every file onto `lists`, with the hot copy's time to live `ttl`.
+/// Validates and queues every file onto `lists`, with the hot copy's time to live `ttl`, each in
+/// its stored form ([`stored_form`]: without the whitespace between tokens unless
+/// `keep_whitespace`), as `POST /vcon` stores it.
 pub fn ingest(
     broker: &dyn Broker,
     files: &[PathBuf],
     lists: &[String],
     ttl: Option<std::time::Duration>,
+    keep_whitespace: bool,
     progress: bool,
 ) -> Result<IngestSummary> {
     let bar = if progress {
@@ -82,7 +88,10 @@ pub fn ingest(
                 .refused
                 .push((file.clone(), format!("cannot read: {err}"))),
             Ok(bytes) => match HotVcon::from_json(bytes.into(), now_us()) {
-                Ok(vcon) => batch.push(vcon),
+                Ok(mut vcon) => {
+                    vcon.json = stored_form(vcon.json, keep_whitespace);
+                    batch.push(vcon);
+                }
                 Err(err) => summary.refused.push((file.clone(), err.to_string())),
             },
         }

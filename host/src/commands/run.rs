@@ -87,30 +87,25 @@ pub fn run(request: &RunRequest) -> Result<()> {
             .config,
     );
     let busy_poll = Duration::from_micros(config.host.api_busy_poll_us);
-    // Without it the API still works: large documents are written by their ingest.
-    let stager = if broker.is_local() {
-        match Stager::start(Arc::clone(&broker), busy_poll) {
-            Ok(stager) => Some(Arc::new(stager)),
+    // One thread for the API's broker work: it writes the group commit's batches and stages
+    // large documents (see `api::stager` for why one thread does both). Without it the API
+    // still works: batches are written on the API thread, as for Redis, and large documents
+    // by their ingest.
+    let broker_thread = if broker.is_local() {
+        match PollThread::start("vcon-api-broker", busy_poll, broker.background_work()) {
+            Ok(thread) => Some(Arc::new(thread)),
             Err(err) => {
-                tracing::warn!("no document stager thread: {err}");
+                tracing::warn!("no broker thread for the API: {err}");
                 None
             }
         }
     } else {
         None
     };
-    // Without it the batches are written on the API thread, as for Redis.
-    let ingests = if broker.is_local() {
-        match PollThread::start("vcon-api-writer", busy_poll, broker.background_work()) {
-            Ok(writer) => GroupCommit::with_writer(writer),
-            Err(err) => {
-                tracing::warn!("no broker writer thread for the API: {err}");
-                GroupCommit::default()
-            }
-        }
-    } else {
-        GroupCommit::default()
-    };
+    let stager = broker_thread
+        .as_ref()
+        .map(|thread| Arc::new(Stager::on(Arc::clone(&broker), Arc::clone(thread))));
+    let ingests = broker_thread.map_or_else(GroupCommit::default, GroupCommit::with_writer);
     let api = match ApiServer::start(
         ApiState {
             broker: Arc::clone(&broker),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{run, shared_vcons, stop, Scratch};
+use crate::support::{run, shared_vcons, stop, without_whitespace, Scratch};
 
 const TOKEN: &str = "test-token-3f9a";
 const PARTNER_KEY: &str = "partner-key-77";
@@ -280,10 +280,12 @@ fn every_endpoint_answers_with_the_python_servers_statuses_and_the_documented_sh
     let health = c.call("GET", "/api/health", None, None).json();
     assert_eq!(health["status"], "healthy");
 
-    // Create: 201 and the document as stored, queued for the chain (with and without /api).
+    // Create: 201 and the document as stored (without the whitespace between its tokens),
+    // queued for the chain (with and without /api).
     let created = c.post("/vcon?ingress_lists=default_ingress", bytes);
     assert_eq!(created.status, 201, "{}", created.text);
-    assert_eq!(created.text.as_bytes(), &bytes[..]);
+    assert!(bytes.contains(&b' '), "the fake vCons have spaces to drop");
+    assert_eq!(created.text.as_bytes(), without_whitespace(bytes));
     for (_, other) in &docs[1..] {
         assert_eq!(
             c.post("/api/vcon?ingress_lists=default_ingress", other)
@@ -1128,4 +1130,136 @@ fn an_idle_host_stops_polling_after_its_last_answer() {
         );
         host.stop();
     }
+}
+
+/// A pretty-printed vCon is stored and answered without the whitespace between its tokens, and
+/// is the same JSON; with `host.keep_whitespace: true`, byte for byte as posted. Both ways in
+/// (`POST /vcon` of a large vCon, whose compaction and write run on the broker thread, and of a
+/// small one, compacted on the API thread; `vcon-host ingest`), and all the way to a storage.
+#[test]
+fn a_pretty_printed_vcon_is_stored_without_its_whitespace_unless_the_config_keeps_it() {
+    let cat1 =
+        std::fs::read(shared_vcons().join("reference-fixtures/valid/cat1_vcon.json")).unwrap();
+    let cat1_uuid = serde_json::from_slice::<Value>(&cat1).unwrap()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (small_uuid, small) = fake_docs(1).remove(0);
+    let pretty_small =
+        serde_json::to_vec_pretty(&serde_json::from_slice::<Value>(&small).unwrap()).unwrap();
+    for keep in [false, true] {
+        let scratch = Scratch::with_config(&format!(
+            r#"
+host: {{ broker: ./data/broker.sqlite, workers: 1, keep_whitespace: {keep} }}
+storages:
+  file: {{ module: storage.file, options: {{ path: ./data/vcons }} }}
+links: {{}}
+chains:
+  main: {{ links: [], storages: [file], ingress_lists: [default_ingress] }}
+"#
+        ));
+        let stored_form = |posted: &[u8]| {
+            if keep {
+                posted.to_vec()
+            } else {
+                without_whitespace(posted)
+            }
+        };
+        let host = ApiHost::start(&scratch);
+        let mut client = Client::new(&host.base);
+        for (uuid, posted) in [(&cat1_uuid, &cat1), (&small_uuid, &pretty_small)] {
+            let created = client.post("/vcon?ingress_lists=default_ingress", posted);
+            assert_eq!(created.status, 201, "{}", created.text);
+            let expected = stored_form(posted);
+            assert!(
+                keep || expected.len() * 5 < posted.len() * 4,
+                "pretty-printed: {} of {} bytes are whitespace between tokens",
+                posted.len() - expected.len(),
+                posted.len()
+            );
+            assert_eq!(created.text.as_bytes(), expected, "answered (keep: {keep})");
+            let read = client.get(&format!("/vcon/{uuid}"));
+            assert_eq!(read.text.as_bytes(), expected, "read back (keep: {keep})");
+            assert_eq!(
+                serde_json::from_slice::<Value>(&expected).unwrap(),
+                serde_json::from_slice::<Value>(posted).unwrap(),
+                "the same JSON"
+            );
+        }
+        assert_eq!(
+            metric(&mut client, "vcon_host_api_documents_staged_total"),
+            1.0,
+            "cat1 went through the broker thread's staging"
+        );
+        scratch.wait_for("both vCons in the file storage", 60, || {
+            scratch.stored_files().len() == 2
+        });
+        for file in scratch.stored_files() {
+            let bytes = std::fs::read(&file).unwrap();
+            let posted = if bytes.len() > 100_000 {
+                &cat1
+            } else {
+                &pretty_small
+            };
+            assert_eq!(bytes, stored_form(posted), "{}", file.display());
+        }
+        host.stop();
+
+        // `vcon-host ingest` stores what the API stores.
+        let ingested_uuid = "00000000-0000-4000-8000-00000000beef";
+        let mut doc: Value = serde_json::from_slice(&small).unwrap();
+        doc["uuid"] = json!(ingested_uuid);
+        let pretty = serde_json::to_vec_pretty(&doc).unwrap();
+        let path = scratch.path().join("pretty.json");
+        std::fs::write(&path, &pretty).unwrap();
+        let (code, out) = run(scratch
+            .host()
+            .args(["ingest", "--list", "elsewhere"])
+            .arg(&path));
+        assert_eq!(code, Some(0), "{out}");
+        let read = scratch
+            .host()
+            .args(["get", ingested_uuid])
+            .output()
+            .unwrap();
+        assert!(read.status.success(), "{read:?}");
+        let mut expected = stored_form(&pretty);
+        expected.push(b'\n');
+        assert_eq!(read.stdout, expected, "ingested (keep: {keep})");
+    }
+}
+
+/// The API's broker work (staging large documents, writing the group commit's batches) runs on
+/// one polling thread: with one for each, each polling after its job, the two pollers took
+/// turns with the client and the API thread for two cores (docs/benchmarks.md, "One broker
+/// thread").
+#[test]
+fn the_apis_broker_work_runs_on_one_thread() {
+    let scratch = Scratch::with_config(API_ONLY);
+    let host = ApiHost::start(&scratch);
+    let pid = host.child.as_ref().unwrap().id();
+    let mut client = Client::new(&host.base);
+    let (_, large) = large_vcon(0, false);
+    assert_eq!(client.post("/vcon", &large).status, 201);
+    assert_eq!(
+        metric(&mut client, "vcon_host_api_documents_staged_total"),
+        1.0,
+        "staged"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_owned())
+        .filter(|name| name.starts_with("vcon-api"))
+        .collect();
+    names.sort();
+    names.dedup_by(|a, b| a == b && a == "vcon-api");
+    // `vcon-api-main` holds the server; `vcon-api` is its runtime's thread (and blocking
+    // pool); one other, no stager or writer of its own.
+    assert_eq!(
+        names,
+        ["vcon-api", "vcon-api-broker", "vcon-api-main"],
+        "the API's threads"
+    );
+    host.stop();
 }

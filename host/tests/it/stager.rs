@@ -35,11 +35,12 @@ fn a_staging_write_that_panics_leaves_the_document_to_its_ingest_and_the_stager_
         let stager = Stager::start(Arc::clone(&broker), spin).unwrap();
         runtime.block_on(async {
             let answered = |doc| {
-                let staged = stager.stage(doc);
+                let staging = stager.stage(doc, false);
                 async move {
-                    tokio::time::timeout(Duration::from_secs(10), staged)
+                    tokio::time::timeout(Duration::from_secs(10), staging)
                         .await
                         .expect("the stager never answered: its thread died with the panic")
+                        .and_then(|staging| staging.staged)
                 }
             };
             assert!(

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cases;
+mod compact;
 mod mutations;
 
 use std::borrow::Cow;
@@ -58,6 +59,7 @@ impl<'de> Deserialize<'de> for Pairs<'de> {
 /// Checks the contract on `text`: the AVX2 scan and the portable one agree, and whatever they
 /// accept serde_json accepts, with the same members. Answers whether the scan accepted.
 pub(crate) fn check(text: &str) -> bool {
+    let compacted = check_compact(text.as_bytes());
     let portable = json_scan::object_members_portable(text);
     if json_scan::accelerated() {
         assert_eq!(
@@ -76,5 +78,53 @@ pub(crate) fn check(text: &str) -> bool {
     let scanned: Vec<(&str, &str)> = members.iter().map(|m| (m.key, m.value)).collect();
     let read: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_ref(), v.get())).collect();
     assert_eq!(scanned, read, "members differ on {text:?}");
+    // Valid JSON stays the same JSON without its whitespace.
+    if let Some(compacted) = compacted {
+        let compacted = std::str::from_utf8(&compacted).unwrap();
+        let before: serde_json::Value = serde_json::from_str(text).unwrap();
+        let after: serde_json::Value = serde_json::from_str(compacted)
+            .unwrap_or_else(|err| panic!("compacting {text:?} broke it ({err}): {compacted:?}"));
+        assert_eq!(before, after, "compacting changed {text:?}");
+        assert!(json_scan::object_members_portable(compacted).is_some());
+    }
     true
+}
+
+/// Whitespace outside strings dropped, one byte at a time: what [`json_scan::compact`] must
+/// answer on any input. A backslash escapes the next byte wherever it is, as in the masks.
+fn compact_reference(text: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in text {
+        let is_escaped = std::mem::take(&mut escaped);
+        if !is_escaped {
+            match byte {
+                b'\\' => escaped = true,
+                b'"' => in_string = !in_string,
+                _ => {}
+            }
+        }
+        if in_string || !matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
+            out.push(byte);
+        }
+    }
+    (out.len() < text.len()).then_some(out)
+}
+
+/// The fast and portable compaction agree with [`compact_reference`] on any bytes; answers it.
+pub(crate) fn check_compact(text: &[u8]) -> Option<Vec<u8>> {
+    let expected = compact_reference(text);
+    assert_eq!(
+        json_scan::compact(text),
+        expected,
+        "fast compaction of {:?}",
+        String::from_utf8_lossy(text)
+    );
+    assert_eq!(
+        json_scan::compact_portable(text),
+        expected,
+        "portable compaction of {:?}",
+        String::from_utf8_lossy(text)
+    );
+    expected
 }
