@@ -11,9 +11,10 @@ use bytes::Bytes;
 pub struct HotVcon {
     /// The canonical uuid.
     pub uuid: String,
-    /// The document, as received (or as the links last changed it). `Bytes`, so the buffer a
-    /// request body was read into is kept as it is: for a 270 KB vCon a copy is a quarter of a
-    /// megabyte of memory traffic on every `POST`.
+    /// The document as the host stores it: as received, less the whitespace between its tokens
+    /// unless the host keeps it (`host.keep_whitespace`), or as the links last changed it.
+    /// `Bytes`, so a buffer is kept as it is: a request body with no whitespace to drop is not
+    /// copied (for a 270 KB vCon a copy is a quarter of a megabyte of memory traffic).
     pub json: Bytes,
     /// `created_at` (or when it was first stored), microseconds since the epoch.
     pub created_at_us: i64,
