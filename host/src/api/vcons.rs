@@ -23,9 +23,7 @@ use crate::stored_form::stored_form;
 fn parse_vcon(bytes: &Bytes, compact: bool) -> Result<HotVcon, ApiError> {
     let mut vcon =
         HotVcon::from_json(bytes.clone(), now_us()).map_err(|err| ApiError::invalid_vcon(&err))?;
-    if compact {
-        vcon.json = stored_form(vcon.json, false);
-    }
+    vcon.json = stored_form(vcon.json, !compact);
     Ok(vcon)
 }
 
